@@ -25,7 +25,7 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", required=True, help="YAML config (see configs/)")
     p.add_argument("--model_dir", help="inference model folder; overrides Global.model_dir")
-    p.add_argument("-o", "--opt", nargs="+", default=[], metavar="KEY=VALUE",
+    p.add_argument("-o", "--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="config overrides, e.g. -o Eval.loader.batch_size_per_card=8")
     p.add_argument("--json", help="write the results to this JSON file")
     p.add_argument("--devices", choices=["cpu", "gpu"], help="overrides Global.devices")

@@ -64,7 +64,11 @@ class RecTask:
         self.metric = RecMetric(ignore_space=m.get("ignore_space", True), filter_text=m.get("filter_text", False))
 
     def check_model(self, program, fetch_vars):
-        classes = list(fetch_vars[0].shape)[-1]
+        shape = list(fetch_vars[0].shape)
+        if len(shape) != 3:
+            raise UserError(f"model output {fetch_vars[0].name} has shape {shape}, but a CTC rec model outputs "
+                            "[N,T,classes]: is Global.model_type right?")
+        classes = shape[-1]
         # CTCLabelDecode adds the blank class (and ' ' when use_space_char).
         expected = len(self.post.character)
         if classes not in (-1, expected):

@@ -1,0 +1,89 @@
+"""Override parsing and config validation (no model needed)."""
+import pytest
+
+from ocrslim import config as cfg
+from ocrslim.errors import UserError
+
+
+def test_parse_override_yaml_values():
+    assert cfg.parse_override("A.b=3") == (["A", "b"], 3)
+    assert cfg.parse_override("A.b=0.5") == (["A", "b"], 0.5)
+    assert cfg.parse_override("A.b=[x.txt, y.txt]") == (["A", "b"], ["x.txt", "y.txt"])
+    assert cfg.parse_override("A.b=true") == (["A", "b"], True)
+    # split on the first '=' only: the value may contain '='
+    assert cfg.parse_override("A.b=k=v") == (["A", "b"], "k=v")
+
+
+@pytest.mark.parametrize("bad", ["noequals", "=3", "A..b=1"])
+def test_parse_override_rejects_malformed(bad):
+    with pytest.raises(UserError):
+        cfg.parse_override(bad)
+
+
+def _config():
+    return cfg.merge(cfg.DEFAULTS, {"Global": {"model_type": "det"}, "Eval": {"loader": {"batch_size_per_card": 1}}})
+
+
+def test_apply_override_sets_nested_value():
+    c = _config()
+    cfg.apply_override(c, ["Eval", "loader", "batch_size_per_card"], 8)
+    cfg.apply_override(c, ["Eval", "dataset", "label_file_list"], ["a.txt"])
+    assert c["Eval"]["loader"]["batch_size_per_card"] == 8
+    assert c["Eval"]["dataset"]["label_file_list"] == ["a.txt"]
+
+
+def test_unknown_key_lists_known_keys():
+    with pytest.raises(UserError, match="unknown config key 'Global.modle_dir'.*model_dir"):
+        cfg.apply_override(_config(), ["Global", "modle_dir"], "x")
+
+
+def test_wrong_type_is_rejected():
+    with pytest.raises(UserError, match="expects int, got str"):
+        cfg.apply_override(_config(), ["Eval", "loader", "batch_size_per_card"], "eight")
+    with pytest.raises(UserError, match="expects bool"):
+        cfg.apply_override(_config(), ["Global", "use_space_char"], 1)
+
+
+def test_int_accepted_for_float_and_open_sections_take_new_keys():
+    c = _config()
+    c["PostProcess"] = {"thresh": 0.3}
+    cfg.apply_override(c, ["PostProcess", "thresh"], 1)
+    cfg.apply_override(c, ["PostProcess", "use_dilation"], True)
+    assert c["PostProcess"] == {"thresh": 1, "use_dilation": True}
+
+
+def test_load_config_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(UserError, match="config file not found"):
+        cfg.load_config(str(tmp_path / "nope.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("Global: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        cfg.load_config(str(bad))
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("just a string\n")
+    with pytest.raises(UserError, match="mapping of sections"):
+        cfg.load_config(str(scalar))
+
+
+def test_require_names_missing_key():
+    with pytest.raises(UserError, match="missing Eval.dataset.data_dir.*-o Eval.dataset.data_dir="):
+        cfg.require(_config(), "Eval.dataset.data_dir")
+
+
+def test_bundled_paths_resolve():
+    import os
+    model_dir = cfg.resolve_path("bundled:ch_PP-OCRv4_det_infer")
+    assert os.path.isfile(os.path.join(model_dir, "inference.pdmodel"))
+    assert cfg.resolve_path("bundled:ppocr_keys_v1.txt").endswith("ppocr_keys_v1.txt")
+    assert cfg.resolve_path("plain/path") == "plain/path"
+    with pytest.raises(UserError, match="not shipped"):
+        cfg.resolve_path("bundled:no_such_model")
+
+
+def test_repo_configs_load():
+    import glob
+    paths = glob.glob("configs/**/*.yaml", recursive=True)
+    assert paths
+    for path in paths:
+        c = cfg.load_config(path)
+        assert c["Global"]["model_type"] in ("det", "rec"), path
