@@ -6,15 +6,14 @@ usage:
   python eval.py -c CONFIG -o Eval.dataset.label_file_list=[my/eval.txt] --devices cpu
 """
 import argparse
-import json
 import logging
-import os
 
 from . import config as cfg
 from . import model as mdl
 from .data import build_samples
 from .evaluate import evaluate
 from .logs import setup_logging, table
+from .outputs import write_json
 from .tasks import get_task
 
 log = logging.getLogger("ocrslim")
@@ -50,14 +49,6 @@ def run_eval(config, progress=True):
     predict = mdl.predictor(exe, program, feeds, fetches)
     batch_size = config["Eval"]["loader"]["batch_size_per_card"]
     return evaluate(predict, samples, task, batch_size, progress=progress)
-
-
-def write_json(path, data):
-    tmp = path + ".tmp"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
 
 
 def main(argv=None):

@@ -1,0 +1,209 @@
+"""Compress a PaddleOCR det or rec inference model to int8 with PaddleSlim ACT.
+
+Calibrates activation scales, then runs quantization-aware training with
+distillation from the FP32 model, and reports FP32 vs int8.
+
+usage:
+  python run.py -c configs/ppocrv4/det_mobile.yaml --save_dir output/demo/det
+  python run.py -c configs/ppocrv4/rec_mobile.yaml --save_dir output/demo/rec -o TrainConfig.train_iter=100
+  python -m paddle.distributed.launch --gpus 0,1,2,3 run.py -c configs/ppocrv4/det_server.yaml --save_dir out --devices gpu
+"""
+import argparse
+import functools
+import inspect
+import logging
+import os
+import time
+
+from . import compress as cmp
+from . import config as cfg
+from . import model as mdl
+from .data import build_samples
+from .errors import UserError
+from .eval_cli import prepare
+from .evaluate import evaluate
+from .logs import setup_logging, table
+from .outputs import check_save_dir, publish, staging_dir, write_json
+from .tasks import get_task
+
+log = logging.getLogger("ocrslim")
+
+ACT_SECTIONS = ("QuantAware", "Distillation", "TrainConfig")
+COMPRESS_DEFAULTS = cfg.merge(cfg.DEFAULTS, {
+    "Train": {
+        "dataset": {"data_dir": None, "label_file_list": None, "transforms": None},
+        "loader": {"batch_size_per_card": 8},
+    },
+    "Calibration": {
+        "algo": "hist",          # PTQ algorithm that gives the starting scales
+        "batch_nums": 8,         # train batches used for calibration
+        "keep_float": [],        # tensor names whose ops stay in float (PTQ and QAT)
+    },
+    "QuantAware": {}, "Distillation": {}, "TrainConfig": {},
+})
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="run.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-c", "--config", required=True, help="YAML config (see configs/)")
+    p.add_argument("--save_dir", required=True, help="folder for the compressed model and report")
+    p.add_argument("-o", "--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="config overrides, e.g. -o TrainConfig.train_iter=50")
+    p.add_argument("--model_dir", help="inference model folder; overrides Global.model_dir")
+    p.add_argument("--devices", choices=["cpu", "gpu"], help="overrides Global.devices")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty save_dir")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def check_act_sections(config):
+    """Unknown ACT keys fail here, not minutes later inside ACT."""
+    from paddleslim.auto_compression import strategy_config as sc
+    for section in ACT_SECTIONS:
+        allowed = set(inspect.signature(getattr(sc, section).__init__).parameters) - {"self"}
+        unknown = set(config[section]) - allowed
+        if unknown:
+            raise UserError(f"unknown key {section}.{sorted(unknown)[0]}; {section} takes: {', '.join(sorted(allowed))}")
+    cfg.require(config, "TrainConfig.train_iter", "Train.dataset.data_dir",
+                "Train.dataset.label_file_list", "Train.dataset.transforms")
+    if config["QuantAware"].get("use_pact"):
+        log.warning("QuantAware.use_pact is on: on PP-OCRv4 det it zeroes the output (see README)")
+
+
+def load_config(args):
+    config = cfg.load_config(args.config, args.opt, defaults=COMPRESS_DEFAULTS)
+    if args.model_dir:
+        config["Global"]["model_dir"] = args.model_dir
+    if args.devices:
+        config["Global"]["devices"] = args.devices
+    return config
+
+
+def rank_world():
+    """Rank and card count from paddle.distributed.launch's environment."""
+    return int(os.environ.get("PADDLE_TRAINER_ID", 0)), int(os.environ.get("PADDLE_TRAINERS_NUM", 1))
+
+
+def act_eval(exe, program, feed_names, fetch_targets, samples, task, batch_size, rank, progress):
+    """ACT's eval callback: the shared evaluate(), main indicator as a float.
+
+    Evaluation runs on rank 0 only; other ranks return -1 so they never save
+    a 'best' checkpoint into ACT's shared temp folder.
+    """
+    if rank != 0:
+        return -1.0
+    predict = mdl.predictor(exe, program, feed_names, fetch_targets)
+    result = evaluate(predict, samples, task, batch_size, desc="eval (int8 in training)", progress=progress)
+    return float(result["metrics"][task.main_indicator])
+
+
+def summary(task, baseline, compressed, sizes, seconds):
+    key = task.main_indicator
+    drop = baseline["metrics"][key] - compressed["metrics"][key]
+    rows = []
+    for name, res, size in (("FP32", baseline, sizes["baseline"]), ("int8", compressed, sizes["compressed"])):
+        per_img = res["seconds"] / max(res["images"], 1)
+        rows.append([name, f"{res['metrics'][key]:.4f}", f"{drop:+.4f}" if name == "int8" else "",
+                     f"{size:.2f}", f"{per_img * 1000:.0f}"])
+    title = f"{task.name}: {key} (drop = FP32 - int8), size on disk, eval ms/image (static Executor); total {seconds:.0f}s"
+    return table(["model", key, "drop", "MB", "eval ms/img"], rows, title=title)
+
+
+def compress_model(config, model_files, staging, task_cls, samples, rank, world, progress):
+    """Step 2: calibrate on train images, then ACT QAT + distillation into `staging`."""
+    import paddle
+    g = config["Global"]
+    place = mdl.place(g["devices"])
+    exe, program, feeds, fetches = mdl.load(g)
+    node = (config["Distillation"].get("node") or [None])[0] or cmp.find_distill_node(program, fetches[0].name)
+    keep_float = config["Calibration"]["keep_float"]
+    cmp.check_nodes(program, [node] + list(keep_float))
+    log.info("distillation node: %s; kept in float: %s", node, keep_float or "none")
+    train = build_samples(config["Train"], task_cls.name)
+    reader = cmp.train_reader(train, config["Train"]["loader"]["batch_size_per_card"], feeds[0],
+                              seed=g["seed"], rank=rank, world=world)
+    calib = config["Calibration"]
+    t0 = time.time()
+    scales = cmp.calibrate(model_files, cmp.calibration_batches(reader, calib["batch_nums"]),
+                           config["QuantAware"], keep_float, calib["algo"], place)
+    log.info("calibrated %d tensors (%s) in %.0fs", len(scales), calib["algo"], time.time() - t0)
+    paddle.enable_static()
+    callback = functools.partial(act_eval, samples=samples, task=task_cls(config),
+                                 batch_size=config["Eval"]["loader"]["batch_size_per_card"],
+                                 rank=rank, progress=progress)
+    strategy = cmp.act_config(config, node, world)
+    cmp.run_act(model_files, staging, strategy, reader, callback, keep_float, scales, place)
+    return strategy
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    setup_logging()
+    start = time.time()
+    config = load_config(args)
+    rank, world = rank_world()
+    task_cls, samples = prepare(config)
+    check_act_sections(config)
+    model_files = mdl.model_files(config["Global"])
+    check_save_dir(args.save_dir, [model_files[0]], args.overwrite)
+    progress = not args.quiet and rank == 0
+    log.info("config %s, model %s, %d card(s)", args.config, model_files[0], world)
+    batch = config["Eval"]["loader"]["batch_size_per_card"]
+
+    times = {}
+    t = time.time()
+    log.info("[1/4] evaluating the FP32 model")
+    baseline = evaluate(_predict(config["Global"], task_cls, config), samples, task_cls(config), batch,
+                        desc="eval FP32", progress=progress)
+    times["baseline_eval"] = time.time() - t
+
+    t = time.time()
+    log.info("[2/4] compressing: calibration, then quantization-aware training with distillation")
+    staging = staging_dir(args.save_dir) if rank == 0 else None
+    try:
+        strategy = compress_model(config, model_files, staging or os.devnull, task_cls, samples,
+                                  rank, world, progress)
+        times["compress"] = time.time() - t
+        if rank != 0:
+            return {}
+        return _finish(args, config, task_cls, samples, staging, baseline, strategy, times, start, progress)
+    finally:
+        if staging and os.path.isdir(staging):
+            import shutil
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _predict(global_cfg, task_cls, config):
+    exe, program, feeds, fetches = mdl.load(global_cfg)
+    task_cls(config).check_model(program, fetches)
+    return mdl.predictor(exe, program, feeds, fetches)
+
+
+def _finish(args, config, task_cls, samples, staging, baseline, strategy, times, start, progress):
+    """Steps 3 and 4 (rank 0): evaluate the saved int8 model, report, publish."""
+    t = time.time()
+    log.info("[3/4] evaluating the compressed model")
+    int8_cfg = dict(config["Global"], model_dir=staging,
+                    model_filename="inference.pdmodel", params_filename="inference.pdiparams")
+    compressed = evaluate(_predict(int8_cfg, task_cls, config), samples, task_cls(config),
+                          config["Eval"]["loader"]["batch_size_per_card"], desc="eval int8", progress=progress)
+    times["compressed_eval"] = time.time() - t
+
+    log.info("[4/4] summary")
+    model_dir = mdl.model_files(config["Global"])[0]
+    g = config["Global"]
+    sizes = {"baseline": mdl.model_size_mb(model_dir, g["model_filename"], g["params_filename"]),
+             "compressed": mdl.model_size_mb(staging)}
+    seconds = time.time() - start
+    report = {"model_type": task_cls.name, "model_dir": model_dir, "main_indicator": task_cls.main_indicator,
+              "baseline": baseline["metrics"], "compressed": compressed["metrics"],
+              "size_mb": {k: round(v, 3) for k, v in sizes.items()}, "seconds": round(seconds, 1),
+              "step_seconds": {k: round(v, 1) for k, v in times.items()},
+              "strategy": {**strategy, "Calibration": config["Calibration"]}}
+    cfg.dump(config, os.path.join(staging, "config_used.yaml"))
+    write_json(os.path.join(staging, "report.json"), report)
+    publish(staging, args.save_dir)
+    print(summary(task_cls, baseline, compressed, sizes, seconds))
+    log.info("wrote %s", args.save_dir)
+    return report
