@@ -1,0 +1,114 @@
+"""run.py: validation, refusals and distillation-node discovery (fast, no training)."""
+import os
+import shutil
+
+import pytest
+
+from ocrslim import compress as cmp
+from ocrslim import model as mdl
+from ocrslim.config import resolve_path
+from ocrslim.errors import UserError
+from ocrslim.outputs import check_save_dir, publish, staging_dir
+from ocrslim.run_cli import main
+
+from helpers import make_rec_set
+
+DET = "configs/ppocrv4/det_mobile.yaml"
+REC = "configs/ppocrv4/rec_mobile.yaml"
+
+
+def _program(name):
+    exe, program, feeds, fetches = mdl.load({"model_dir": resolve_path(f"bundled:{name}")})
+    return program, fetches[0].name
+
+
+def test_distill_node_is_input_of_final_activation():
+    program, fetch = _program("ch_PP-OCRv4_rec_infer")
+    assert cmp.find_distill_node(program, fetch) == "linear_170.tmp_1"  # pre-softmax logits
+    program, fetch = _program("ch_PP-OCRv4_det_infer")
+    node = cmp.find_distill_node(program, fetch)
+    producer = [op for op in program.global_block().ops if node in op.input_arg_names]
+    assert producer[-1].type == "sigmoid"
+
+
+def test_missing_node_lists_candidates():
+    program, _ = _program("ch_PP-OCRv4_rec_infer")
+    with pytest.raises(UserError, match="'no_such_tensor' is not in the model; candidates.*linear_170.tmp_1"):
+        cmp.check_nodes(program, ["no_such_tensor"])
+
+
+def test_act_config_scales_lr_and_steps_with_cards():
+    config = {"QuantAware": {}, "Distillation": {"loss": "l2"},
+              "TrainConfig": {"train_iter": 100, "eval_iter": 50,
+                              "learning_rate": {"type": "CosineAnnealingDecay", "learning_rate": 1e-5, "T_max": 100}}}
+    one = cmp.act_config(config, "n", world=1)
+    four = cmp.act_config(config, "n", world=4)
+    assert one["TrainConfig"]["train_iter"] == 100 and four["TrainConfig"]["train_iter"] == 25
+    assert four["TrainConfig"]["learning_rate"]["learning_rate"] == pytest.approx(4e-5)
+    assert four["TrainConfig"]["learning_rate"]["T_max"] == 25 and four["TrainConfig"]["eval_iter"] == 12
+    assert four["Distillation"]["node"] == ["n"]
+    assert config["TrainConfig"]["train_iter"] == 100  # caller's config untouched
+
+
+def test_save_dir_refusals(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    with pytest.raises(UserError, match="inside the model dir"):
+        check_save_dir(str(model / "out"), [str(model)])
+    with pytest.raises(UserError, match="inside the model dir"):
+        check_save_dir(str(model), [str(model)])
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("user data")
+    with pytest.raises(UserError, match="not empty.*--overwrite"):
+        check_save_dir(str(full), [str(model)])
+    check_save_dir(str(full), [str(model)], overwrite=True)
+    check_save_dir(str(tmp_path / "new"), [str(model)])
+
+
+def test_publish_replaces_only_when_complete(tmp_path):
+    save = tmp_path / "out"
+    save.mkdir()
+    (save / "old.txt").write_text("old")
+    staging = staging_dir(str(save))
+    assert os.path.dirname(staging) == str(tmp_path) and os.path.basename(staging).startswith(".out.partial-")
+    open(os.path.join(staging, "inference.pdmodel"), "w").close()
+    publish(staging, str(save))
+    assert sorted(os.listdir(save)) == ["inference.pdmodel"] and not os.path.exists(staging)
+
+
+def _argv(tmp_path, save_dir, *extra):
+    root = str(tmp_path / "rec")
+    label = make_rec_set(root)
+    data = [f"Eval.dataset.data_dir={root}", f"Eval.dataset.label_file_list=[{label}]",
+            f"Train.dataset.data_dir={root}", f"Train.dataset.label_file_list=[{label}]"]
+    return ["-c", REC, "--save_dir", str(save_dir), "--quiet", "-o", *data, *extra]
+
+
+def test_run_refuses_before_heavy_work(tmp_path):
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x").write_text("x")
+    with pytest.raises(UserError, match="not empty"):
+        main(_argv(tmp_path, full))
+    model = tmp_path / "model"
+    shutil.copytree(resolve_path("bundled:ch_PP-OCRv4_rec_infer"), model)
+    with pytest.raises(UserError, match="inside the model dir"):
+        main(["--model_dir", str(model)] + _argv(tmp_path, model / "int8"))
+    with pytest.raises(UserError, match="QuantAware.use_pcat"):
+        main(_argv(tmp_path, tmp_path / "o1", "QuantAware.use_pcat=false"))
+    with pytest.raises(UserError, match="'nope' is not in the model"):
+        main(_argv(tmp_path, tmp_path / "o2", "Distillation.node=[nope]", "TrainConfig.train_iter=1"))
+    assert not os.path.exists(tmp_path / "o1") and not os.path.exists(tmp_path / "o2")
+
+
+def test_unknown_act_key_in_yaml_is_refused(tmp_path):
+    import yaml
+    config = yaml.safe_load(open(REC))
+    config["TrainConfig"]["epoch"] = 3  # ACT's key is 'epochs'
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    argv = _argv(tmp_path, tmp_path / "o")
+    argv[1] = str(path)
+    with pytest.raises(UserError, match="unknown key TrainConfig.epoch;.*epochs"):
+        main(argv)
