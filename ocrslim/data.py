@@ -94,7 +94,7 @@ class Samples:
                 data = {"img_path": path, "label": label, "image": f.read()}
             out = transform(data, self.ops)
         except Exception as err:  # ppocr ops assert on undecodable images
-            log.debug("skip %s: %s", path, err)
+            log.debug("skip %s: %r", path, err)
             return None
         if out is None:
             return None
