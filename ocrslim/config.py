@@ -87,25 +87,34 @@ def _type_ok(old, new):
     return type(old) is type(new) or (isinstance(old, str) and isinstance(new, str))
 
 
+def _child(node, part, where):
+    """node[part] for a dict key or a list index ('transforms.1')."""
+    if isinstance(node, list):
+        if not part.isdigit() or int(part) >= len(node):
+            raise UserError(f"{where}: index {part!r} out of range (the list has {len(node)} items)")
+        return int(part)
+    if not isinstance(node, dict):
+        raise UserError(f"cannot set {where}: its parent is not a section")
+    return part
+
+
 def apply_override(config, path, value):
     """Set config[path] = value, refusing unknown keys and wrong types."""
     node = config
     for i, part in enumerate(path):
         where = ".".join(path[: i + 1])
-        last = i == len(path) - 1
-        if not isinstance(node, dict):
-            raise UserError(f"cannot set {'.'.join(path)}: {'.'.join(path[:i])} is not a section")
+        key = _child(node, part, where)
         open_section = i == 1 and path[0] in OPEN_SECTIONS
-        if part not in node and not open_section:
+        if isinstance(node, dict) and key not in node and not open_section:
             known = ", ".join(sorted(map(str, node))) or "(none)"
             raise UserError(f"unknown config key {where!r}; known keys here: {known}")
-        if last:
-            old = node.get(part)
+        if i == len(path) - 1:
+            old = node[key] if isinstance(node, list) else node.get(key)
             if not _type_ok(old, value) or (isinstance(old, dict) and not isinstance(value, dict)):
                 raise UserError(f"{where} expects {type(old).__name__}, got {type(value).__name__} {value!r}")
-            node[part] = value
+            node[key] = value
         else:
-            node = node[part]
+            node = node[key]
 
 
 def load_config(path, overrides=(), defaults=DEFAULTS):

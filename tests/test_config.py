@@ -87,3 +87,12 @@ def test_repo_configs_load():
     for path in paths:
         c = cfg.load_config(path)
         assert c["Global"]["model_type"] in ("det", "rec"), path
+
+
+def test_list_index_override():
+    c = _config()
+    c["Eval"]["dataset"]["transforms"] = [{"DecodeImage": {"img_mode": "BGR"}}, {"RecResizeImg": {"image_shape": [3, 48, 320]}}]
+    cfg.apply_override(c, ["Eval", "dataset", "transforms", "1", "RecResizeImg", "image_shape"], [3, 32, 100])
+    assert c["Eval"]["dataset"]["transforms"][1]["RecResizeImg"]["image_shape"] == [3, 32, 100]
+    with pytest.raises(UserError, match="out of range"):
+        cfg.apply_override(c, ["Eval", "dataset", "transforms", "5", "x"], 1)
