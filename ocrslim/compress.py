@@ -141,8 +141,10 @@ def _prepare_student(program, keep_float):
       fake-quantize the teacher's matmul inputs (matmul_v2 is also an
       activation-quant type), which corrupts the distillation target;
     - ops reading a `keep_float` tensor keep that layer in float;
-    - student BN uses its running statistics (small CPU batches would wreck
-      them) and student dropout is off (ACT turns every op to training mode).
+    - student dropout is off (ACT turns every op to training mode).
+    BN is left as the model has it: forcing use_global_stats in training made
+    PP-OCRv4 det's BN gradients NaN in Paddle 2.6 (all BN weights NaN after 6
+    steps even at lr 0); with batch statistics det kept its hmean.
     """
     for op in program.global_block().ops:
         inputs = op.input_arg_names
@@ -153,8 +155,6 @@ def _prepare_student(program, keep_float):
             continue
         if op.type == "dropout":
             op._set_attr("dropout_prob", 0.0)
-        if op.type == "batch_norm":
-            op._set_attr("use_global_stats", True)
 
 
 def _inject_scales(program, scales, moving_rate, place):

@@ -112,3 +112,15 @@ def test_unknown_act_key_in_yaml_is_refused(tmp_path):
     argv[1] = str(path)
     with pytest.raises(UserError, match="unknown key TrainConfig.epoch;.*epochs"):
         main(argv)
+
+
+def test_every_compression_config_has_valid_act_keys():
+    import glob
+    from ocrslim import config as cfg
+    from ocrslim.run_cli import COMPRESS_DEFAULTS, check_act_sections
+    for path in glob.glob("configs/**/*.yaml", recursive=True):
+        config = cfg.load_config(path, defaults=COMPRESS_DEFAULTS)
+        if config["TrainConfig"]:
+            check_act_sections(config)
+            assert config["QuantAware"].get("use_pact") is False, path
+            assert config["Train"]["dataset"]["label_file_list"][0].split("/")[-2] == config["Global"]["model_type"], path
