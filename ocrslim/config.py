@@ -37,6 +37,9 @@ DEFAULTS = {
 # which validates them itself.
 OPEN_SECTIONS = ("PostProcess",)
 
+# Keys whose value may be a number or a mapping (ACT takes a float or an LR scheduler dict).
+NUMBER_OR_DICT = {"TrainConfig.learning_rate"}
+
 
 def merge(base, extra):
     """Deep-merge `extra` into a copy of `base`."""
@@ -110,7 +113,8 @@ def apply_override(config, path, value):
             raise UserError(f"unknown config key {where!r}; known keys here: {known}")
         if i == len(path) - 1:
             old = node[key] if isinstance(node, list) else node.get(key)
-            if not _type_ok(old, value) or (isinstance(old, dict) and not isinstance(value, dict)):
+            flexible = where in NUMBER_OR_DICT and isinstance(value, (int, float, dict))
+            if not flexible and (not _type_ok(old, value) or (isinstance(old, dict) and not isinstance(value, dict))):
                 raise UserError(f"{where} expects {type(old).__name__}, got {type(value).__name__} {value!r}")
             node[key] = value
         else:

@@ -96,3 +96,12 @@ def test_list_index_override():
     assert c["Eval"]["dataset"]["transforms"][1]["RecResizeImg"]["image_shape"] == [3, 32, 100]
     with pytest.raises(UserError, match="out of range"):
         cfg.apply_override(c, ["Eval", "dataset", "transforms", "5", "x"], 1)
+
+
+def test_learning_rate_takes_a_float_or_a_scheduler():
+    c = cfg.merge(_config(), {"TrainConfig": {"learning_rate": 0.00002}})
+    cfg.apply_override(c, ["TrainConfig", "learning_rate"], {"type": "CosineAnnealingDecay", "learning_rate": 1e-5, "T_max": 20})
+    assert c["TrainConfig"]["learning_rate"]["T_max"] == 20
+    cfg.apply_override(c, ["TrainConfig", "learning_rate"], 0.001)
+    with pytest.raises(UserError, match="expects"):
+        cfg.apply_override(c, ["TrainConfig", "learning_rate"], "fast")
