@@ -110,3 +110,22 @@ def test_cli_prints_one_line_error_and_exit_code_2(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and out.stderr.startswith("error: ")
     assert "Traceback" not in out.stderr
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    from ocr_data import synth
+    out = str(tmp_path_factory.mktemp("gen") / "set")
+    synth.main(["--out", out, "--seed", "11", "--det_train", "0", "--det_eval", "8",
+                "--rec_train", "0", "--rec_eval", "60", "--quiet"])
+    return out
+
+
+@pytest.mark.parametrize("kind,config,key", [("det", DET, "hmean"), ("rec", REC, "acc")])
+def test_generated_eval_set_is_not_saturated(generated, tmp_path, kind, config, key):
+    # The generated eval split must be hard enough that FP32 does not score ~1
+    # (an easy set hides int8 damage) yet easy enough that the pipeline clearly works.
+    root = f"{generated}/{kind}"
+    out = main(["-c", config, "--quiet", "--json", str(tmp_path / "m.json")] + data_args(root, f"{root}/eval.txt"))
+    assert 0.4 < out["metrics"][key] < 0.97, out["metrics"]
+    assert json.load(open(tmp_path / "m.json"))["metrics"][key] == out["metrics"][key]
