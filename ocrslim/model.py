@@ -33,13 +33,19 @@ def model_size_mb(model_dir, model_file="inference.pdmodel", params_file="infere
 
 
 def place(devices):
+    """The paddle place for 'cpu' or 'gpu', also set as paddle's global device
+    (ACT builds its executor from paddle.get_device(), not from our place)."""
     import paddle
     if devices == "gpu":
         if not paddle.is_compiled_with_cuda():
             raise UserError("--devices gpu needs paddlepaddle-gpu (see README); this paddle is CPU-only")
-        return paddle.CUDAPlace(int(os.environ.get("FLAGS_selected_gpus", "0").split(",")[0]))
+        # under paddle.distributed.launch each process sees its own card as FLAGS_selected_gpus
+        gpu = int(os.environ.get("FLAGS_selected_gpus", "0").split(",")[0])
+        paddle.set_device(f"gpu:{gpu}")
+        return paddle.CUDAPlace(gpu)
     if devices != "cpu":
         raise UserError(f"unknown device {devices!r}: use cpu or gpu")
+    paddle.set_device("cpu")
     return paddle.CPUPlace()
 
 

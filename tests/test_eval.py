@@ -129,3 +129,10 @@ def test_generated_eval_set_is_not_saturated(generated, tmp_path, kind, config, 
     out = main(["-c", config, "--quiet", "--json", str(tmp_path / "m.json")] + data_args(root, f"{root}/eval.txt"))
     assert 0.4 < out["metrics"][key] < 0.97, out["metrics"]
     assert json.load(open(tmp_path / "m.json"))["metrics"][key] == out["metrics"][key]
+
+
+def test_devices_gpu_on_cpu_paddle_is_a_clear_error(det_set):
+    import paddle
+    if paddle.is_compiled_with_cuda():
+        pytest.skip("this paddle has CUDA")
+    assert "needs paddlepaddle-gpu" in _error(["-c", DET, "--devices", "gpu"] + data_args(*det_set))
