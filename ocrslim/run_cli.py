@@ -13,6 +13,8 @@ import functools
 import inspect
 import logging
 import os
+import shutil
+import tempfile
 import time
 
 from . import compress as cmp
@@ -160,17 +162,18 @@ def main(argv=None):
 
     t = time.time()
     log.info("[2/4] compressing: calibration, then quantization-aware training with distillation")
-    staging = staging_dir(args.save_dir) if rank == 0 else None
+    # ACT makes a temp folder inside save_dir on every rank; only rank 0 saves,
+    # so the other ranks get a private throwaway folder.
+    staging = staging_dir(args.save_dir) if rank == 0 else tempfile.mkdtemp(prefix=f"ocrslim-rank{rank}-")
     try:
-        strategy = compress_model(config, model_files, staging or os.devnull, task_cls, samples,
+        strategy = compress_model(config, model_files, staging, task_cls, samples,
                                   rank, world, progress)
         times["compress"] = time.time() - t
         if rank != 0:
             return {}
         return _finish(args, config, task_cls, samples, staging, baseline, strategy, times, start, progress)
     finally:
-        if staging and os.path.isdir(staging):
-            import shutil
+        if os.path.isdir(staging):  # published staging folders are gone already
             shutil.rmtree(staging, ignore_errors=True)
 
 

@@ -70,3 +70,17 @@ def test_compress_rec(tiny_data, tmp_path):
     fp32, int8 = report["baseline"]["acc"], report["compressed"]["acc"]
     assert fp32 > 0.3
     assert int8 >= fp32 - BOUND["rec"], (fp32, int8)
+
+
+def test_nonzero_rank_trains_but_writes_nothing(tiny_data, tmp_path, monkeypatch):
+    # Under paddle.distributed.launch, ranks other than 0 run ACT in a private
+    # throwaway folder (ACT makes a temp dir inside save_dir on every rank) and
+    # never save, evaluate or report.
+    monkeypatch.setenv("PADDLE_TRAINER_ID", "1")
+    monkeypatch.setenv("PADDLE_TRAINERS_NUM", "2")
+    save = tmp_path / "rec"
+    report = main(["-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", str(save), "--quiet", "-o",
+                   *_data_overrides(tiny_data, "rec"), "Train.loader.batch_size_per_card=8",
+                   "Calibration.batch_nums=1", "TrainConfig.train_iter=2", "TrainConfig.eval_iter=2"])
+    assert report == {}
+    assert not save.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".rec.partial")]
