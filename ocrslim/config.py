@@ -164,7 +164,5 @@ def resolve_path(value):
 
 def dump(config, path):
     """Write the resolved config atomically (config_used.yaml next to results)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        yaml.safe_dump(config, f, allow_unicode=True, sort_keys=False)
-    os.replace(tmp, path)
+    from .outputs import write_text
+    write_text(path, yaml.safe_dump(config, allow_unicode=True, sort_keys=False))

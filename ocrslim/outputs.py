@@ -50,9 +50,14 @@ def publish(staging, save_dir):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_json(path, data):
+def write_text(path, text):
+    """Write via a .tmp file and rename, so a reader never sees half a file."""
     tmp = path + ".tmp"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
+        f.write(text)
     os.replace(tmp, path)
+
+
+def write_json(path, data):
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False))
