@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DATA := ocr_data/demo
 
-.PHONY: setup data demo test clean
+.PHONY: setup data demo bench test clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,23 @@ $(DEMO_DATA)/rec/eval.txt: | setup
 demo: setup data
 	$(PY) run.py -c configs/ppocrv4/det_mobile.yaml --save_dir output/demo/det --overwrite
 	$(PY) run.py -c configs/ppocrv4/rec_mobile.yaml --save_dir output/demo/rec --overwrite
+
+# Deployment benchmark of the demo models (run make demo first): FP32 vs our int8 vs the
+# onnxruntime PTQ peer, on Paddle Inference and onnxruntime, 2 threads; then the whole
+# det -> crop -> rec pipeline for the FP32 and int8 pairs. Results in output/demo/report.
+DET_ARGS := -c configs/ppocrv4/det_mobile.yaml
+REC_ARGS := -c configs/ppocrv4/rec_mobile.yaml
+bench: setup data
+	$(PY) bench.py $(DET_ARGS) --model_dir bundled:ch_PP-OCRv4_det_infer --model_dir output/demo/det \
+		--backend paddle onnxruntime --peer --repeat 3 --json output/demo/bench_det.json --quiet
+	$(PY) bench.py $(REC_ARGS) --model_dir bundled:ch_PP-OCRv4_rec_infer --model_dir output/demo/rec \
+		--backend paddle onnxruntime --peer --json output/demo/bench_rec.json --quiet
+	$(PY) eval.py --e2e $(DET_ARGS) --rec_config configs/ppocrv4/rec_mobile.yaml \
+		--json output/demo/e2e_fp32.json --quiet
+	$(PY) eval.py --e2e $(DET_ARGS) --rec_config configs/ppocrv4/rec_mobile.yaml \
+		--model_dir output/demo/det --rec_model_dir output/demo/rec --json output/demo/e2e_int8.json --quiet
+	$(PY) -m ocrslim.report --out output/demo/report output/demo/bench_det.json output/demo/bench_rec.json \
+		output/demo/e2e_fp32.json output/demo/e2e_int8.json
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -166,3 +166,18 @@ def dump(config, path):
     """Write the resolved config atomically (config_used.yaml next to results)."""
     from .outputs import write_text
     write_text(path, yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+
+
+# run.py (and bench.py --peer, which calibrates on the same images) also read these.
+COMPRESS_DEFAULTS = merge(DEFAULTS, {
+    "Train": {
+        "dataset": {"data_dir": None, "label_file_list": None, "transforms": None},
+        "loader": {"batch_size_per_card": 8},
+    },
+    "Calibration": {
+        "algo": "hist",          # PTQ algorithm that gives the starting scales
+        "batch_nums": 8,         # train batches used for calibration
+        "keep_float": [],        # tensor names whose ops stay in float (PTQ and QAT)
+    },
+    "QuantAware": {}, "Distillation": {}, "TrainConfig": {},
+})

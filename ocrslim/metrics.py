@@ -57,7 +57,7 @@ def to_geometry(points: Poly):
     return geom
 
 
-def _iou(a, b) -> float:
+def geometry_iou(a, b) -> float:
     """IoU of two shapely geometries; 0 when the union is empty."""
     if a.is_empty or b.is_empty:
         return 0.0
@@ -68,10 +68,10 @@ def _iou(a, b) -> float:
 
 def polygon_iou(p1: Poly, p2: Poly) -> float:
     """Intersection-over-union of two point-list polygons."""
-    return _iou(to_geometry(p1), to_geometry(p2))
+    return geometry_iou(to_geometry(p1), to_geometry(p2))
 
 
-def _is_ignored_pred(pred, dontcare_geoms, ignore_overlap: float) -> bool:
+def is_ignored_pred(pred, dontcare_geoms, ignore_overlap: float) -> bool:
     """True when the prediction lies mostly on a don't-care ('###') region.
 
     Such predictions are dropped rather than counted as false positives,
@@ -112,13 +112,13 @@ def match_image(
     dontcare = [g for g, ign in zip(gts, gt_ignore) if ign]
     cared_gts = [g for g, ign in zip(gts, gt_ignore) if not ign]
     cared_preds = [p for p in preds
-                   if not _is_ignored_pred(p, dontcare, ignore_overlap)]
+                   if not is_ignored_pred(p, dontcare, ignore_overlap)]
 
     pred_used = [False] * len(cared_preds)
     matched = 0
     for g in cared_gts:
         for j, p in enumerate(cared_preds):
-            if not pred_used[j] and _iou(g, p) > iou_thresh:
+            if not pred_used[j] and geometry_iou(g, p) > iou_thresh:
                 pred_used[j] = True
                 matched += 1
                 break  # each GT matches at most once

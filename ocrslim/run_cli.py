@@ -31,18 +31,7 @@ from .tasks import get_task
 log = logging.getLogger("ocrslim")
 
 ACT_SECTIONS = ("QuantAware", "Distillation", "TrainConfig")
-COMPRESS_DEFAULTS = cfg.merge(cfg.DEFAULTS, {
-    "Train": {
-        "dataset": {"data_dir": None, "label_file_list": None, "transforms": None},
-        "loader": {"batch_size_per_card": 8},
-    },
-    "Calibration": {
-        "algo": "hist",          # PTQ algorithm that gives the starting scales
-        "batch_nums": 8,         # train batches used for calibration
-        "keep_float": [],        # tensor names whose ops stay in float (PTQ and QAT)
-    },
-    "QuantAware": {}, "Distillation": {}, "TrainConfig": {},
-})
+COMPRESS_DEFAULTS = cfg.COMPRESS_DEFAULTS
 
 
 def parse_args(argv):
@@ -56,6 +45,9 @@ def parse_args(argv):
     p.add_argument("--devices", choices=["cpu", "gpu"], help="overrides Global.devices")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty save_dir")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no_bench", action="store_true",
+                   help="skip step 5 (deployment benchmark and report.md/report.png)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for the step 5 benchmark (default 2)")
     return p.parse_args(argv)
 
 
@@ -155,13 +147,13 @@ def main(argv=None):
 
     times = {}
     t = time.time()
-    log.info("[1/4] evaluating the FP32 model")
+    log.info("[1/5] evaluating the FP32 model")
     baseline = evaluate(_predict(config["Global"], task_cls, config), samples, task_cls(config), batch,
                         desc="eval FP32", progress=progress)
     times["baseline_eval"] = time.time() - t
 
     t = time.time()
-    log.info("[2/4] compressing: calibration, then quantization-aware training with distillation")
+    log.info("[2/5] compressing: calibration, then quantization-aware training with distillation")
     # ACT makes a temp folder inside save_dir on every rank; only rank 0 saves,
     # so the other ranks get a private throwaway folder.
     staging = staging_dir(args.save_dir) if rank == 0 else tempfile.mkdtemp(prefix=f"ocrslim-rank{rank}-")
@@ -186,14 +178,14 @@ def _predict(global_cfg, task_cls, config):
 def _finish(args, config, task_cls, samples, staging, baseline, strategy, times, start, progress):
     """Steps 3 and 4 (rank 0): evaluate the saved int8 model, report, publish."""
     t = time.time()
-    log.info("[3/4] evaluating the compressed model")
+    log.info("[3/5] evaluating the compressed model")
     int8_cfg = dict(config["Global"], model_dir=staging,
                     model_filename="inference.pdmodel", params_filename="inference.pdiparams")
     compressed = evaluate(_predict(int8_cfg, task_cls, config), samples, task_cls(config),
                           config["Eval"]["loader"]["batch_size_per_card"], desc="eval int8", progress=progress)
     times["compressed_eval"] = time.time() - t
 
-    log.info("[4/4] summary")
+    log.info("[4/5] summary")
     model_dir = mdl.model_files(config["Global"])[0]
     g = config["Global"]
     sizes = {"baseline": mdl.model_size_mb(model_dir, g["model_filename"], g["params_filename"]),
@@ -206,7 +198,28 @@ def _finish(args, config, task_cls, samples, staging, baseline, strategy, times,
               "strategy": {**strategy, "Calibration": config["Calibration"]}}
     cfg.dump(config, os.path.join(staging, "config_used.yaml"))
     write_json(os.path.join(staging, "report.json"), report)
-    publish(staging, args.save_dir)
     print(summary(task_cls, baseline, compressed, sizes, seconds))
+    if not args.no_bench:
+        report["bench"] = deploy_report(args, config, model_dir, staging, progress)
+        write_json(os.path.join(staging, "report.json"), report)
+    publish(staging, args.save_dir)
     log.info("wrote %s", args.save_dir)
     return report
+
+
+def deploy_report(args, config, model_dir, staging, progress):
+    """Step 5: FP32 vs our int8 vs the onnxruntime peer with the deployment runtimes;
+    report.md, report.png and bench.json go next to the model."""
+    from . import bench
+    from .report import write_report
+    log.info("[5/5] deployment benchmark (Paddle Inference, onnxruntime, onnxruntime PTQ peer)")
+    on_cpu = config["Global"]["devices"] == "cpu"
+    # onnxruntime's GPU build is not a dependency: on GPU only Paddle Inference (TensorRT) runs
+    opts = bench.Options([model_dir, staging], ["paddle", "onnxruntime"] if on_cpu else ["paddle"],
+                         peer=on_cpu, threads=args.threads,
+                         names={model_dir: config["Global"]["model_dir"], staging: args.save_dir})
+    out = bench.bench(config, opts, progress=progress)
+    print(bench.print_table(out["models"], get_task(config), out["fastest_fp32"], args.threads))
+    write_report(staging, [out])
+    return {"fastest_fp32": out["fastest_fp32"],
+            "models": [{k: r[k] for k in ("name", "precision", "latency_ms", "speedup", "size_mb")} for r in out["models"]]}

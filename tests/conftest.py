@@ -7,6 +7,43 @@ os.chdir(ROOT)  # configs use paths relative to the repo root
 
 import ocrslim  # noqa: E402,F401  (binds zlib before any test imports paddle)
 
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """Small generated det and rec sets (train and eval) for the slow end-to-end tests."""
+    from ocr_data import synth
+    out = str(tmp_path_factory.mktemp("data") / "tiny")
+    synth.main(["--out", out, "--seed", "3", "--det_train", "8", "--det_eval", "6",
+                "--rec_train", "64", "--rec_eval", "40", "--det_size", "320", "--quiet"])
+    return out
+
+
+@pytest.fixture(scope="session")
+def compressed_det(tiny_data, tmp_path_factory):
+    """run.py on det with a few steps, including step 5 (bench + report); (save_dir, report)."""
+    from helpers import data_overrides
+    from ocrslim.run_cli import main
+    save = str(tmp_path_factory.mktemp("int8") / "det")
+    report = main(["-c", "configs/ppocrv4/det_mobile.yaml", "--save_dir", save, "--quiet", "-o",
+                   *data_overrides(tiny_data, "det"), "Train.loader.batch_size_per_card=2",
+                   "Train.dataset.transforms.1.DetResizeForTest.image_shape=[320, 320]",
+                   "Calibration.batch_nums=2", "TrainConfig.train_iter=3", "TrainConfig.eval_iter=3"])
+    return save, report
+
+
+@pytest.fixture(scope="session")
+def compressed_rec(tiny_data, tmp_path_factory):
+    """run.py on rec with a few steps, without the bench step; (save_dir, report)."""
+    from helpers import data_overrides
+    from ocrslim.run_cli import main
+    save = str(tmp_path_factory.mktemp("int8") / "rec")
+    report = main(["-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", save, "--quiet", "--no_bench", "-o",
+                   *data_overrides(tiny_data, "rec"), "Train.loader.batch_size_per_card=8",
+                   "Calibration.batch_nums=2", "TrainConfig.train_iter=3", "TrainConfig.eval_iter=3"])
+    return save, report
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end runs on real models (minutes)")

@@ -55,3 +55,8 @@ def snapshot(folder):
         st = os.stat(path)
         out[path] = (st.st_size, st.st_mtime_ns)
     return out
+
+
+def data_overrides(root, kind):
+    return [f"Eval.dataset.data_dir={root}/{kind}", f"Eval.dataset.label_file_list=[{root}/{kind}/eval.txt]",
+            f"Train.dataset.data_dir={root}/{kind}", f"Train.dataset.label_file_list=[{root}/{kind}/train.txt]"]

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from ocr_data import synth
+from helpers import data_overrides
 from ocrslim.run_cli import main
 
 pytestmark = pytest.mark.slow
@@ -20,23 +20,10 @@ pytestmark = pytest.mark.slow
 BOUND = {"det": 0.10, "rec": 0.10}
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("data") / "tiny")
-    synth.main(["--out", out, "--seed", "3", "--det_train", "8", "--det_eval", "6",
-                "--rec_train", "64", "--rec_eval", "40", "--det_size", "320", "--quiet"])
-    return out
-
-
-def _data_overrides(root, kind):
-    return [f"Eval.dataset.data_dir={root}/{kind}", f"Eval.dataset.label_file_list=[{root}/{kind}/eval.txt]",
-            f"Train.dataset.data_dir={root}/{kind}", f"Train.dataset.label_file_list=[{root}/{kind}/train.txt]"]
-
-
 def _check_output(save_dir, kind, image_shape):
     import paddle
     paddle.enable_static()
-    assert sorted(os.listdir(save_dir)) == ["config_used.yaml", "inference.pdiparams", "inference.pdmodel", "report.json"]
+    assert {"config_used.yaml", "inference.pdiparams", "inference.pdmodel", "report.json"} <= set(os.listdir(save_dir))
     exe = paddle.static.Executor(paddle.CPUPlace())
     program, feeds, fetches = paddle.static.load_inference_model(os.path.join(save_dir, "inference"), exe)
     types = {op.type for op in program.global_block().ops}
@@ -49,24 +36,23 @@ def _check_output(save_dir, kind, image_shape):
     return report
 
 
-def test_compress_det(tiny_data, tmp_path):
-    save = tmp_path / "det"
-    report = main(["-c", "configs/ppocrv4/det_mobile.yaml", "--save_dir", str(save), "--quiet", "-o",
-                   *_data_overrides(tiny_data, "det"), "Train.loader.batch_size_per_card=2",
-                   "Train.dataset.transforms.1.DetResizeForTest.image_shape=[320, 320]",
-                   "Calibration.batch_nums=2", "TrainConfig.train_iter=3", "TrainConfig.eval_iter=3"])
-    _check_output(str(save), "det", (3, 320, 320))
+def test_compress_det(compressed_det):
+    save, report = compressed_det
+    _check_output(save, "det", (3, 320, 320))
     fp32, int8 = report["baseline"]["hmean"], report["compressed"]["hmean"]
     assert fp32 > 0.3, "FP32 det should find text on the tiny set"
     assert int8 >= fp32 - BOUND["det"], (fp32, int8)
+    # step 5: the deployment report sits next to the model
+    assert {"report.md", "report.png", "bench.json"} <= set(os.listdir(save))
+    names = [m["name"] for m in report["bench"]["models"]]
+    assert len(names) == 5 and names[-1].endswith("[onnxruntime PTQ]"), names
+    assert save in names[2], "the report names the published folder, not the staging one"
 
 
-def test_compress_rec(tiny_data, tmp_path):
-    save = tmp_path / "rec"
-    report = main(["-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", str(save), "--quiet", "-o",
-                   *_data_overrides(tiny_data, "rec"), "Train.loader.batch_size_per_card=8",
-                   "Calibration.batch_nums=2", "TrainConfig.train_iter=3", "TrainConfig.eval_iter=3"])
-    _check_output(str(save), "rec", (3, 48, 320))
+def test_compress_rec(compressed_rec):
+    save, report = compressed_rec
+    _check_output(save, "rec", (3, 48, 320))
+    assert "report.md" not in os.listdir(save) and "bench" not in report  # --no_bench
     fp32, int8 = report["baseline"]["acc"], report["compressed"]["acc"]
     assert fp32 > 0.3
     assert int8 >= fp32 - BOUND["rec"], (fp32, int8)
@@ -79,8 +65,8 @@ def test_nonzero_rank_trains_but_writes_nothing(tiny_data, tmp_path, monkeypatch
     monkeypatch.setenv("PADDLE_TRAINER_ID", "1")
     monkeypatch.setenv("PADDLE_TRAINERS_NUM", "2")
     save = tmp_path / "rec"
-    report = main(["-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", str(save), "--quiet", "-o",
-                   *_data_overrides(tiny_data, "rec"), "Train.loader.batch_size_per_card=8",
+    report = main(["-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", str(save), "--quiet", "--no_bench", "-o",
+                   *data_overrides(tiny_data, "rec"), "Train.loader.batch_size_per_card=8",
                    "Calibration.batch_nums=1", "TrainConfig.train_iter=2", "TrainConfig.eval_iter=2"])
     assert report == {}
     assert not save.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".rec.partial")]

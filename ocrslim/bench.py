@@ -1,0 +1,292 @@
+"""Benchmark det or rec models with the deployment runtimes.
+
+For every model (and every --backend) it reports latency per image (median
+and p90), images/s, size on disk, the backend and precision actually used,
+and the metric on the eval set computed from the same predictor's outputs.
+
+usage:
+  python bench.py -c configs/ppocrv4/det_mobile.yaml \\
+      --model_dir bundled:ch_PP-OCRv4_det_infer --model_dir output/demo/det --backend paddle onnxruntime
+  python bench.py -c configs/ppocrv4/rec_mobile.yaml --model_dir output/demo/rec --peer --json rec.json
+
+How it times: images are loaded and preprocessed outside the timer. A first
+untimed pass per model warms up each runtime (oneDNN builds kernels for every
+new input shape). Then --repeat rounds: in each, every model runs over the
+whole set in turn (A B C, then B C A, ...), so a noisy machine slows all
+models alike. Batch size 1, as a deployed OCR service runs.
+"""
+import argparse
+import logging
+import os
+import tempfile
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from . import config as cfg
+from . import model as mdl
+from . import peer as peer_mod
+from . import runtime
+from .data import stack_images
+from .errors import UserError
+from .eval_cli import prepare
+from .logs import setup_logging, table
+from .outputs import write_json
+from .tasks import get_task
+
+log = logging.getLogger("ocrslim")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="bench.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-c", "--config", required=True, help="YAML config (see configs/); its Eval set is used")
+    p.add_argument("--model_dir", action="append", default=[],
+                   help="model folder (repeat for several; default: Global.model_dir)")
+    p.add_argument("--backend", nargs="+", choices=runtime.BACKENDS, default=["paddle"],
+                   help="runtimes to run every model with (onnxruntime: exported with paddle2onnx)")
+    p.add_argument("--peer", action="store_true",
+                   help="also quantize the first (FP32) model with onnxruntime quantize_static and bench it")
+    p.add_argument("--devices", choices=["cpu", "gpu"], help="overrides Global.devices")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
+                   help="TensorRT precision for FP32 models on GPU (quantized models run int8)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads per runtime (default 2)")
+    p.add_argument("--repeat", type=int, default=1, help="timed passes over the eval set (default 1)")
+    p.add_argument("--max_images", type=int, help="use only the first N eval images")
+    p.add_argument("-o", "--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="config overrides, e.g. -o Eval.dataset.label_file_list=[my/eval.txt]")
+    p.add_argument("--json", help="write the results to this JSON file")
+    p.add_argument("--report", metavar="DIR", help="write report.md and report.png into DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier report in DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+class Candidate:
+    """One model on one runtime, with its timings and metric state."""
+
+    def __init__(self, name, strategy, model_dir, size_mb, predict, info, task):
+        self.name, self.strategy, self.model_dir, self.size_mb = name, strategy, model_dir, size_mb
+        self.predict, self.info, self.task = predict, info, task
+        self.times = []
+
+
+def model_label(files):
+    """FP32 or int8, and what made it: our run.py leaves a report.json next to the model."""
+    model_dir = files[0]
+    if not runtime.paddle_is_quantized(os.path.join(model_dir, files[1])):
+        return "FP32", "baseline"
+    if os.path.isfile(os.path.join(model_dir, "report.json")):
+        return "int8", "ocrslim: ACT QAT + distillation"
+    return "int8", "quantized Paddle model"
+
+
+def build_candidates(config, opts, task_cls, work_dir, shapes):
+    """Predictors for every model dir x backend (+ the peer), in bench order."""
+    g = config["Global"]
+    out = []
+    first_fp32 = None
+    for model_dir in opts.model_dirs:
+        files = mdl.model_files(dict(g, model_dir=cfg.resolve_path(model_dir)))
+        precision, strategy = model_label(files)
+        short = opts.names.get(model_dir, _short(model_dir))
+        if precision == "FP32" and first_fp32 is None:
+            first_fp32 = (files, short)
+        for backend in opts.backends:
+            if backend == "paddle":
+                predict, info = runtime.paddle_predictor(files, g["devices"], opts.threads, opts.precision, shapes)
+                size = mdl.model_size_mb(*files)
+            else:
+                onnx_path = runtime.export_onnx(files, os.path.join(work_dir, f"{len(out)}.onnx"))
+                predict, info = runtime.onnx_predictor(onnx_path, g["devices"], opts.threads)
+                size = os.path.getsize(onnx_path) / 2 ** 20
+            out.append(Candidate(f"{short} [{backend}]", f"{precision} {strategy}",
+                                 opts.names.get(model_dir, files[0]), size, predict, info, task_cls(config)))
+    if opts.peer:
+        if first_fp32 is None:
+            raise UserError("--peer quantizes an FP32 model with onnxruntime: pass an FP32 --model_dir")
+        out.append(make_peer(config, task_cls, *first_fp32, work_dir, opts.threads))
+    return out
+
+
+def make_peer(config, task_cls, files, short, work_dir, threads):
+    log.info("peer: exporting %s to ONNX and quantizing it with onnxruntime", files[0])
+    t = time.time()
+    fp32_onnx = runtime.export_onnx(files, os.path.join(work_dir, "peer_fp32.onnx"))
+    import onnx
+    input_name = onnx.load(fp32_onnx, load_external_data=False).graph.input[0].name
+    feeds = peer_mod.calibration_feeds(config, task_cls.name, input_name)
+    int8_onnx = peer_mod.quantize_onnx_static(fp32_onnx, os.path.join(work_dir, "peer_int8.onnx"), feeds)
+    log.info("peer quantized on %d calibration batches in %.0fs", len(feeds), time.time() - t)
+    predict, info = runtime.onnx_predictor(int8_onnx, config["Global"]["devices"], threads)
+    return Candidate(f"{short} [onnxruntime PTQ]", "int8 peer: " + peer_mod.PEER_STRATEGY,
+                     files[0], os.path.getsize(int8_onnx) / 2 ** 20, predict, info, task_cls(config))
+
+
+def _short(model_dir):
+    if model_dir.startswith("bundled:"):
+        return model_dir
+    return os.path.relpath(cfg.resolve_path(model_dir)) if not os.path.isabs(model_dir) else model_dir
+
+
+def input_shapes(samples, indices):
+    """(min, opt, max) input shapes over the set, for TensorRT's dynamic shapes."""
+    shapes = []
+    for i in indices[:64]:  # a sample of the set is enough for the range
+        item = samples.load(i)
+        if item is not None:
+            shapes.append((1,) + tuple(item["image"].shape))
+    if not shapes:
+        return None
+    arr = np.array(shapes)
+    return [list(arr.min(0)), list(shapes[0]), list(arr.max(0))]
+
+
+def _pass(candidate, samples, indices, timed, task=None, bar=None):
+    """One model over the whole set; returns the number of unreadable images."""
+    skipped = 0
+    for i in indices:
+        item = samples.load(i)
+        if bar is not None:
+            bar.update(1)
+        if item is None:
+            skipped += 1
+            continue
+        images = stack_images([item])
+        t = time.perf_counter()
+        outputs = candidate.predict(images)
+        elapsed = time.perf_counter() - t
+        if timed:
+            candidate.times.append(elapsed)
+        if task is not None:
+            task.update(outputs, [item])
+    return skipped
+
+
+def run_bench(candidates, samples, indices, repeat, progress=True):
+    """An untimed warm-up pass per model, then `repeat` rounds of timed passes.
+
+    Models take turns by pass (A B C, then B C A, ...), not call by call: on a
+    2-core machine Paddle's OpenMP threads and onnxruntime's spinning threads
+    keep a core busy for a while after each call and steal it from whichever
+    runtime runs next, which made per-call interleaving up to 2x wrong.
+    Every pass starts with two untimed calls for the same reason.
+    The metric comes from the first timed pass of each model.
+    """
+    n = len(candidates)
+    skipped = 0
+    with tqdm(total=len(indices) * n * (1 + repeat), desc="bench", unit="img", disable=not progress,
+              leave=False) as bar:
+        for c in candidates:
+            skipped = _pass(c, samples, indices, timed=False, bar=bar)
+            c.task.metric.reset()
+        for rep in range(repeat):
+            for j in range(n):
+                c = candidates[(j + rep) % n]
+                _pass(c, samples, indices[:1] * 2, timed=False)
+                _pass(c, samples, indices, timed=True, task=c.task if rep == 0 else None, bar=bar)
+    if skipped:
+        log.warning("skipped %d unreadable images", skipped)
+    return skipped
+
+
+def results(candidates, task_cls):
+    """Per-model JSON rows, with speed-up against the fastest FP32 row and size against the FP32 model."""
+    rows = []
+    for c in candidates:
+        ms = np.array(c.times) * 1000
+        rows.append({
+            "name": c.name, "model_dir": c.model_dir, "strategy": c.strategy,
+            **c.info,
+            "latency_ms": {"median": round(float(np.median(ms)), 3), "p90": round(float(np.percentile(ms, 90)), 3),
+                           "mean": round(float(ms.mean()), 3)},
+            "images_per_s": round(float(len(ms) / (ms.sum() / 1000)), 2),
+            "timed_runs": int(len(ms)),
+            "size_mb": round(c.size_mb, 3),
+            "metrics": c.task.metric.result(),
+        })
+    fp32 = [r for r in rows if r["precision"] == "fp32"]
+    fastest = min(fp32, key=lambda r: r["latency_ms"]["median"]) if fp32 else None
+    base_size = next((r["size_mb"] for r in fp32 if r["backend"] == "paddle"), fp32[0]["size_mb"] if fp32 else None)
+    base_metric = fastest["metrics"][task_cls.main_indicator] if fastest else None
+    for r in rows:
+        r["speedup"] = round(fastest["latency_ms"]["median"] / r["latency_ms"]["median"], 3) if fastest else None
+        r["size_ratio"] = round(r["size_mb"] / base_size, 3) if base_size else None
+        r["metric_drop"] = round(base_metric - r["metrics"][task_cls.main_indicator], 4) if fastest else None
+    return rows, (fastest["name"] if fastest else None)
+
+
+def print_table(rows, task_cls, fastest, threads):
+    key = task_cls.main_indicator
+    lines = [[r["name"], f"{r['precision']} {r['engine']}", f"{r['metrics'][key]:.4f}",
+              f"{r['latency_ms']['median']:.1f}", f"{r['latency_ms']['p90']:.1f}", f"{r['images_per_s']:.1f}",
+              f"{r['speedup']:.2f}x" if r["speedup"] else "", f"{r['size_mb']:.2f}",
+              f"{r['size_ratio']:.0%}" if r["size_ratio"] else ""] for r in rows]
+    title = (f"{task_cls.name}: latency per image at batch 1, {threads} thread(s); speed-up vs the fastest FP32 "
+             f"({fastest}); size vs the FP32 Paddle model")
+    return table(["model", "precision", key, "median ms", "p90 ms", "img/s", "speed-up", "MB", "size"],
+                 lines, title=title)
+
+
+def check_report_dir(report_dir, model_dirs, overwrite):
+    """Reports go next to our own outputs, never into a user's model folder."""
+    from .outputs import _inside
+    for model_dir in model_dirs:
+        ours = os.path.isfile(os.path.join(model_dir, "report.json"))
+        if _inside(report_dir, model_dir) and not ours:
+            raise UserError(f"--report {report_dir} is inside the model dir {model_dir}: choose another folder "
+                            "(only run.py output folders take a report)")
+    existing = [n for n in ("report.md", "report.png", "bench.json")
+                if os.path.exists(os.path.join(report_dir, n))]
+    if existing and not overwrite:
+        raise UserError(f"{report_dir} already has {existing[0]}: pass --overwrite to replace the report")
+
+
+class Options:
+    """What to bench and how (the CLI flags, also filled in by run.py)."""
+
+    def __init__(self, model_dirs, backends=("paddle",), peer=False, threads=2, repeat=1,
+                 precision="fp32", max_images=None, names=None):
+        self.model_dirs, self.backends, self.peer = list(model_dirs), list(backends), peer
+        self.threads, self.repeat, self.precision, self.max_images = threads, repeat, precision, max_images
+        self.names = names or {}  # model_dir -> name shown in tables (run.py: save_dir, not its staging dir)
+
+
+def bench(config, opts, progress=True):
+    """Run the benchmark; returns the JSON dict."""
+    if opts.repeat < 1 or opts.threads < 1:
+        raise UserError("--repeat and --threads must be at least 1")
+    task_cls, samples = prepare(config)
+    indices = list(range(len(samples)))[: opts.max_images or None]
+    shapes = input_shapes(samples, indices) if config["Global"]["devices"] == "gpu" else None
+    with tempfile.TemporaryDirectory(prefix="ocrslim-bench-") as work_dir:
+        candidates = build_candidates(config, opts, task_cls, work_dir, shapes)
+        log.info("benchmarking %d model(s) on %d images, %d thread(s)", len(candidates), len(indices), opts.threads)
+        skipped = run_bench(candidates, samples, indices, opts.repeat, progress)
+    rows, fastest = results(candidates, task_cls)
+    return {"model_type": task_cls.name, "main_indicator": task_cls.main_indicator, "threads": opts.threads,
+            "devices": config["Global"]["devices"], "images": len(indices) - skipped, "repeat": opts.repeat,
+            "fastest_fp32": fastest, "models": rows}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    setup_logging()
+    config = cfg.load_config(args.config, args.opt, defaults=cfg.COMPRESS_DEFAULTS)
+    if args.devices:
+        config["Global"]["devices"] = args.devices
+    model_dirs = args.model_dir or [config["Global"]["model_dir"]]
+    if args.report:
+        check_report_dir(args.report, [cfg.resolve_path(d) for d in model_dirs], args.overwrite)
+    opts = Options(model_dirs, args.backend, args.peer, args.threads, args.repeat, args.precision, args.max_images)
+    out = bench(config, opts, progress=not args.quiet)
+    print(print_table(out["models"], get_task(config), out["fastest_fp32"], args.threads))
+    if args.json:
+        write_json(args.json, out)
+        log.info("wrote %s", args.json)
+    if args.report:
+        from .report import write_report
+        write_report(args.report, [out])
+        log.info("wrote %s", os.path.join(args.report, "report.md"))
+    return out

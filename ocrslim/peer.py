@@ -1,0 +1,60 @@
+"""The peer baseline: what a user would try instead of us.
+
+Export the FP32 Paddle model to ONNX with paddle2onnx and quantize it with
+onnxruntime's post-training static quantization, calibrated on the same
+train images our calibration uses. Settings are the ones onnxruntime's docs
+recommend for x86 CPUs: QDQ format, uint8 activations and int8 per-channel
+weights (U8S8). Signed activations (S8S8) leave convs in float on x86 and are
+slower than FP32 (../shared/STACK.md); Entropy calibration gives the same
+scales as MinMax in onnxruntime 1.3x (it does not pass a bin count).
+"""
+import logging
+import os
+import tempfile
+
+from .errors import UserError
+
+log = logging.getLogger("ocrslim")
+
+PEER_STRATEGY = "onnxruntime quantize_static (PTQ, QDQ U8S8, per-channel, MinMax)"
+
+
+def quantize_onnx_static(fp32_onnx, out_path, feeds):
+    """Quantize fp32_onnx with onnxruntime, calibrated on `feeds` (list of {input: batch})."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter(feeds)
+
+        def get_next(self):
+            return next(self.items, None)
+
+    with tempfile.TemporaryDirectory(prefix="ocrslim-peer-") as tmp:
+        pre = os.path.join(tmp, "pre.onnx")
+        # symbolic shape inference fails on the v4 det graph; onnx's own shape
+        # inference is enough for the quantizer
+        quant_pre_process(fp32_onnx, pre, skip_symbolic_shape=True)
+        tmp_out = out_path + ".tmp"
+        quantize_static(pre, tmp_out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+    os.replace(tmp_out, out_path)
+    return out_path
+
+
+def calibration_feeds(config, task_name, input_name):
+    """The same images our calibration reads: the Train set, same shuffle and batch count."""
+    from . import compress as cmp
+    from .data import build_samples
+    from . import config as cfg
+    try:
+        cfg.require(config, "Train.dataset.data_dir", "Train.dataset.label_file_list", "Train.dataset.transforms")
+    except UserError as err:
+        raise UserError(f"--peer calibrates on the Train set: {err}")
+    train = build_samples(config["Train"], task_name)
+    reader = cmp.train_reader(train, config["Train"]["loader"]["batch_size_per_card"], input_name,
+                              seed=config["Global"]["seed"])
+    return cmp.calibration_batches(reader, config["Calibration"]["batch_nums"])

@@ -1,0 +1,134 @@
+"""report.md and report.png from bench results, in the shape of the SlimOCR model zoo tables.
+
+bench.py --report and run.py write one for a det or rec model; to combine a
+det and a rec bench (which adds the det+rec pair size):
+  python -m ocrslim.report --out output/demo/report output/demo/bench_det.json output/demo/bench_rec.json
+"""
+import argparse
+import json
+import os
+
+from .errors import UserError
+from .outputs import write_json, write_text
+
+
+def e2e_table(runs):
+    """eval.py --e2e results: the 'overall time' view of the SlimOCR tables."""
+    if not runs:
+        return []
+    lines = ["### Whole pipeline (det -> crop -> rec), eval.py --e2e", "",
+             "| det model | rec model | precision | P | R | F | time per image median / mean (ms) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in runs:
+        m, b = r["metrics"], r["backend"]
+        lines.append(f"| {r['det_model_dir']} | {r['rec_model_dir']} | {b['det']['precision']} + "
+                     f"{b['rec']['precision']} ({b['det']['backend']}) | {m['precision']:.4f} | {m['recall']:.4f} | "
+                     f"{m['hmean']:.4f} | {r['latency_ms']['median']:.1f} / {r['latency_ms']['mean']:.1f} |")
+    return lines + [""]
+
+
+def markdown(benches, e2e_runs=()):
+    lines = []
+    for b in benches:
+        key = b["main_indicator"]
+        lines += [f"### {b['model_type']}: {key} on {b['images']} eval images; latency per image at batch 1, "
+                  f"{b['threads']} thread(s), {b['devices']}",
+                  "",
+                  f"| model | strategy | runtime | {key} | latency median / p90 (ms) | speed-up | size (MB) | "
+                  "compression |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in b["models"]:
+            lat = r["latency_ms"]
+            lines.append(f"| {r['name']} | {r['strategy']} | {r['backend']} {r['engine']} {r['precision']} | "
+                         f"{r['metrics'][key]:.4f} | {lat['median']:.1f} / {lat['p90']:.1f} | "
+                         f"{r['speedup']:.2f}x | {r['size_mb']:.2f} | {r['size_ratio']:.0%} |")
+        lines += ["", f"Speed-up is against the fastest FP32 runtime ({b['fastest_fp32']}); "
+                  "compression is size on disk against the FP32 Paddle model.", ""]
+    lines += pair_sizes(benches)
+    lines += e2e_table(list(e2e_runs))
+    return "\n".join(lines)
+
+
+def _size(bench, pick):
+    rows = [r for r in bench["models"] if pick(r)]
+    return rows[0]["size_mb"] if rows else None
+
+
+def pair_sizes(benches):
+    """det+rec size on disk: FP32 Paddle pair vs our int8 pair vs the peer pair."""
+    by_task = {b["model_type"]: b for b in benches}
+    if set(by_task) != {"det", "rec"}:
+        return []
+    picks = {"FP32 (Paddle)": lambda r: r["precision"] == "fp32" and r["backend"] == "paddle",
+             "ocrslim int8 (Paddle)": lambda r: r["precision"] == "int8" and r["backend"] == "paddle"
+             and "peer" not in r["strategy"],
+             "onnxruntime PTQ peer": lambda r: "peer" in r["strategy"]}
+    sizes = {name: [_size(by_task[t], pick) for t in ("det", "rec")] for name, pick in picks.items()}
+    base = sum(sizes["FP32 (Paddle)"]) if None not in sizes["FP32 (Paddle)"] else None
+    lines = ["### det + rec pair, size on disk", "", "| pair | det MB | rec MB | total MB | vs FP32 |",
+             "|---|---|---|---|---|"]
+    for name, (det, rec) in sizes.items():
+        if det is None or rec is None:
+            continue
+        ratio = f"{(det + rec) / base:.0%}" if base else ""
+        lines.append(f"| {name} | {det:.2f} | {rec:.2f} | {det + rec:.2f} | {ratio} |")
+    return lines + [""]
+
+
+def plot(benches, path):
+    """Metric against latency and against size, one panel pair per task."""
+    import matplotlib
+    matplotlib.use("Agg")  # no display on servers
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(benches), 2, figsize=(10, 3.6 * len(benches)), squeeze=False)
+    for row, b in zip(axes, benches):
+        key = b["main_indicator"]
+        for ax, (field, label) in zip(row, (("latency", "median latency per image (ms)"), ("size", "size (MB)"))):
+            for r in b["models"]:
+                x = r["latency_ms"]["median"] if field == "latency" else r["size_mb"]
+                marker = "o" if r["precision"] == "fp32" else ("s" if "peer" in r["strategy"] else "*")
+                ax.scatter(x, r["metrics"][key], s=90, marker=marker, label=r["name"])
+                ax.annotate(r["backend"], (x, r["metrics"][key]), fontsize=7, xytext=(4, 4),
+                            textcoords="offset points")
+            ax.set_xlabel(label)
+            ax.set_ylabel(key)
+            ax.set_title(f"{b['model_type']}: {key} vs {field}")
+            ax.grid(alpha=0.3)
+        row[1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_report(report_dir, benches, e2e_runs=()):
+    """report.md, report.png and bench.json in report_dir (each written atomically)."""
+    os.makedirs(report_dir, exist_ok=True)
+    write_text(os.path.join(report_dir, "report.md"), "# ocrslim benchmark\n\n" + markdown(benches, e2e_runs))
+    plot(benches, os.path.join(report_dir, "report.png"))
+    write_json(os.path.join(report_dir, "bench.json"), benches if len(benches) > 1 else benches[0])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m ocrslim.report", description="combine bench.py JSON files")
+    p.add_argument("--out", required=True, help="folder for report.md, report.png and bench.json")
+    p.add_argument("bench_json", nargs="+", help="bench.py --json files (or run.py's bench.json), "
+                   "and eval.py --e2e --json files")
+    args = p.parse_args(argv)
+    benches, e2e_runs = [], []
+    for path in args.bench_json:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as err:
+            raise UserError(f"cannot read bench JSON {path}: {err}")
+        for item in data if isinstance(data, list) else [data]:
+            (e2e_runs if "det_model_dir" in item else benches).append(item)
+    write_report(args.out, benches, e2e_runs)
+    print(markdown(benches, e2e_runs))
+
+
+if __name__ == "__main__":
+    from .errors import run_cli
+    run_cli(main)

@@ -1,0 +1,182 @@
+"""bench.py: deployment runtimes, metric from the timed predictor, the peer, reports."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from helpers import data_args, make_det_set, make_rec_set, snapshot
+from ocrslim import bench, runtime
+from ocrslim.config import resolve_path
+from ocrslim.eval_cli import main as eval_main
+from ocrslim.report import markdown, write_report
+
+DET = "configs/ppocrv4/det_mobile.yaml"
+REC = "configs/ppocrv4/rec_mobile.yaml"
+FP32_DET = "bundled:ch_PP-OCRv4_det_infer"
+FP32_REC = "bundled:ch_PP-OCRv4_rec_infer"
+MODEL_FIELDS = {"model_dir", "backend", "precision", "latency_ms", "images_per_s", "size_mb", "metrics",
+                "speedup", "size_ratio"}
+
+
+def _bench(argv, tmp_path):
+    out = tmp_path / "bench.json"
+    result = bench.main(argv + ["--json", str(out), "--quiet"])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    return result
+
+
+@pytest.fixture(scope="module")
+def det_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("det")
+    return str(root), make_det_set(str(root))
+
+
+def test_fp32_json_fields_and_metric_matches_eval(det_set, tmp_path):
+    root, label = det_set
+    result = _bench(["-c", DET, "--model_dir", FP32_DET, "--backend", "paddle", "onnxruntime",
+                     "--repeat", "2", *data_args(root, label)], tmp_path)
+    expected = eval_main(["-c", DET, "--quiet", *data_args(root, label)])["metrics"]["hmean"]
+    assert result["images"] == 1 and result["threads"] == 2
+    assert [m["backend"] for m in result["models"]] == ["paddle", "onnxruntime"]
+    for m in result["models"]:
+        assert MODEL_FIELDS <= set(m), set(m)
+        assert m["precision"] == "fp32" and m["timed_runs"] == 2
+        assert m["latency_ms"]["median"] > 0 and m["latency_ms"]["p90"] >= m["latency_ms"]["median"]
+        assert m["size_mb"] > 1
+        # the metric comes from the timed predictor's own outputs and matches eval.py
+        assert abs(m["metrics"]["hmean"] - expected) <= 0.01, (m["metrics"], expected)
+    assert result["fastest_fp32"] in [m["name"] for m in result["models"]]
+
+
+def test_report_is_refused_in_a_user_model_dir_and_not_overwritten(det_set, tmp_path, capsys):
+    root, label = det_set
+    model = resolve_path(FP32_DET)
+    before = snapshot(model)
+    with pytest.raises(Exception, match="inside the model dir"):
+        bench.main(["-c", DET, "--report", os.path.join(model, "r"), *data_args(root, label)])
+    assert snapshot(model) == before
+    (tmp_path / "report.md").write_text("mine")
+    with pytest.raises(Exception, match="--overwrite"):
+        bench.main(["-c", DET, "--report", str(tmp_path), *data_args(root, label)])
+    assert (tmp_path / "report.md").read_text() == "mine"
+
+
+def test_report_markdown_and_plot(tmp_path):
+    row = {"name": "m", "strategy": "FP32 baseline", "backend": "paddle", "engine": "oneDNN", "precision": "fp32",
+           "metrics": {"hmean": 0.5}, "latency_ms": {"median": 10.0, "p90": 12.0}, "speedup": 1.0,
+           "size_mb": 4.0, "size_ratio": 1.0}
+    int8 = dict(row, name="q", precision="int8", latency_ms={"median": 5.0, "p90": 6.0}, speedup=2.0,
+                size_mb=1.0, size_ratio=0.25)
+    b = {"model_type": "det", "main_indicator": "hmean", "images": 3, "threads": 2, "devices": "cpu",
+         "fastest_fp32": "m", "models": [row, int8]}
+    text = markdown([b])
+    assert "| q | FP32 baseline | paddle oneDNN int8 | 0.5000 | 5.0 / 6.0 | 2.00x | 1.00 | 25% |" in text
+    write_report(str(tmp_path), [b])
+    assert sorted(os.listdir(tmp_path)) == ["bench.json", "report.md", "report.png"]
+    assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _outputs(predict, images):
+    return [predict(x)[0] for x in images]
+
+
+@pytest.mark.slow
+def test_onnx_export_agrees_with_paddle_inference(compressed_det, tiny_data, tmp_path):
+    """paddle2onnx exports of the FP32 and our int8 det model give Paddle Inference's outputs."""
+    from ocrslim.data import Samples
+    from ocrslim.config import load_config
+    config = load_config(DET)
+    samples = Samples(f"{tiny_data}/det", [f"{tiny_data}/det/eval.txt"], config["Eval"]["dataset"]["transforms"], "det")
+    images = [samples.load(i)["image"][None].astype("float32") for i in range(3)]
+    for model_dir, tol, agree in ((resolve_path(FP32_DET), 1e-4, 1.0), (compressed_det[0], 0.01, 0.99)):
+        files = (model_dir, "inference.pdmodel", "inference.pdiparams")
+        paddle_out = _outputs(runtime.paddle_predictor(files)[0], images)
+        onnx_out = _outputs(runtime.onnx_predictor(runtime.export_onnx(files, str(tmp_path / "m.onnx")))[0], images)
+        for a, b in zip(paddle_out, onnx_out):
+            assert a.shape == b.shape
+            # FP32: the same float math. int8: oneDNN's int8 kernels and onnxruntime's
+            # Q/DQ round a few pixels differently (measured on demo images: mean
+            # difference 0.00006-0.005, 99.5-100% of pixels on the same side of DB's 0.3
+            # threshold), so compare the mean and the binarized text map.
+            assert np.abs(a - b).mean() < tol, (model_dir, np.abs(a - b).mean())
+            assert ((a > 0.3) == (b > 0.3)).mean() >= agree
+
+
+@pytest.mark.slow
+def test_int8_det_bench_matches_eval(compressed_det, tiny_data, tmp_path):
+    root = f"{tiny_data}/det"
+    args = data_args(root, f"{root}/eval.txt")
+    result = _bench(["-c", DET, "--model_dir", FP32_DET, "--model_dir", compressed_det[0], *args], tmp_path)
+    fp32, int8 = result["models"]
+    assert int8["precision"] == "int8" and "ACT" in int8["strategy"]
+    assert int8["size_mb"] < 0.5 * fp32["size_mb"]
+    expected = eval_main(["-c", DET, "--quiet", *args])["metrics"]["hmean"]
+    assert abs(fp32["metrics"]["hmean"] - expected) <= 0.01
+    # real int8 kernels vs eval.py's fake-quant simulation of the same model
+    expected8 = eval_main(["-c", DET, "--quiet", "--model_dir", compressed_det[0], *args])["metrics"]["hmean"]
+    assert abs(int8["metrics"]["hmean"] - expected8) <= 0.1, (int8["metrics"], expected8)
+
+
+@pytest.mark.slow
+def test_rec_bench_with_peer_and_report(compressed_rec, tiny_data, tmp_path):
+    root = f"{tiny_data}/rec"
+    report = tmp_path / "report"
+    result = _bench(["-c", REC, "--model_dir", FP32_REC, "--model_dir", compressed_rec[0], "--peer",
+                     "--backend", "paddle", "onnxruntime", "--max_images", "10", "--report", str(report),
+                     *data_args(root, f"{root}/eval.txt"), "-o", f"Train.dataset.data_dir={root}",
+                     f"Train.dataset.label_file_list=[{root}/train.txt]", "Train.loader.batch_size_per_card=8",
+                     "Calibration.batch_nums=1"], tmp_path)
+    models = result["models"]
+    assert result["images"] == 10 and len(models) == 5
+    assert [m["precision"] for m in models] == ["fp32", "fp32", "int8", "int8", "int8"]
+    peer = models[-1]
+    assert peer["backend"] == "onnxruntime" and "peer" in peer["strategy"]
+    assert peer["size_mb"] < 0.5 * models[1]["size_mb"]  # int8 weights in the peer's ONNX file
+    for m in models:
+        assert 0 <= m["metrics"]["acc"] <= 1 and m["latency_ms"]["median"] > 0
+    assert sorted(os.listdir(report)) == ["bench.json", "report.md", "report.png"]
+
+
+@pytest.mark.slow
+def test_peer_needs_an_fp32_model(compressed_rec, tiny_data):
+    root = f"{tiny_data}/rec"
+    with pytest.raises(Exception, match="pass an FP32 --model_dir"):
+        bench.main(["-c", REC, "--model_dir", compressed_rec[0], "--peer", "--quiet",
+                    *data_args(root, f"{root}/eval.txt")])
+
+
+def test_rec_set_runs_on_onnxruntime(tmp_path):
+    root = tmp_path / "rec"
+    label = make_rec_set(str(root))
+    result = _bench(["-c", REC, "--backend", "onnxruntime", *data_args(str(root), label)], tmp_path)
+    assert result["models"][0]["metrics"]["acc"] == 1.0
+
+
+def test_combined_report_has_pair_sizes_and_pipeline(tmp_path):
+    from ocrslim.report import main as report_main
+
+    def bench_json(task, key, fp32_mb, int8_mb):
+        rows = [{"name": f"{task} fp32", "strategy": "FP32 baseline", "backend": "paddle", "engine": "oneDNN",
+                 "precision": "fp32", "metrics": {key: 0.8}, "latency_ms": {"median": 10.0, "p90": 11.0},
+                 "speedup": 1.0, "size_mb": fp32_mb, "size_ratio": 1.0},
+                {"name": f"{task} int8", "strategy": "int8 ocrslim: ACT QAT + distillation", "backend": "paddle",
+                 "engine": "oneDNN", "precision": "int8", "metrics": {key: 0.79},
+                 "latency_ms": {"median": 5.0, "p90": 6.0}, "speedup": 2.0, "size_mb": int8_mb,
+                 "size_ratio": int8_mb / fp32_mb}]
+        path = tmp_path / f"{task}.json"
+        path.write_text(json.dumps({"model_type": task, "main_indicator": key, "images": 2, "threads": 2,
+                                    "devices": "cpu", "fastest_fp32": f"{task} fp32", "models": rows}))
+        return str(path)
+
+    e2e = tmp_path / "e2e.json"
+    info = {"backend": "paddle", "engine": "oneDNN", "precision": "int8"}
+    e2e.write_text(json.dumps({"det_model_dir": "d", "rec_model_dir": "r", "images": 2,
+                               "metrics": {"precision": 0.5, "recall": 0.25, "hmean": 1 / 3},
+                               "latency_ms": {"median": 100.0, "mean": 110.0}, "backend": {"det": info, "rec": info}}))
+    report_main(["--out", str(tmp_path / "out"), bench_json("det", "hmean", 4.0, 1.0),
+                 bench_json("rec", "acc", 10.0, 3.0), str(e2e)])
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| FP32 (Paddle) | 4.00 | 10.00 | 14.00 | 100% |" in text
+    assert "| ocrslim int8 (Paddle) | 1.00 | 3.00 | 4.00 | 29% |" in text
+    assert "| d | r | int8 + int8 (paddle) | 0.5000 | 0.2500 | 0.3333 | 100.0 / 110.0 |" in text
