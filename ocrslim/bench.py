@@ -98,7 +98,7 @@ def build_candidates(config, opts, task_cls, work_dir, shapes):
                 predict, info = runtime.paddle_predictor(files, g["devices"], opts.threads, opts.precision, shapes)
                 size = mdl.model_size_mb(*files)
             else:
-                onnx_path = runtime.export_onnx(files, os.path.join(work_dir, f"{len(out)}.onnx"))
+                onnx_path = runtime.onnx_model(files, work_dir, str(len(out)))
                 predict, info = runtime.onnx_predictor(onnx_path, g["devices"], opts.threads)
                 size = os.path.getsize(onnx_path) / 2 ** 20
             out.append(Candidate(f"{short} [{backend}]", f"{precision} {strategy}",

@@ -239,7 +239,7 @@ def evaluate_e2e(pipeline, items, metric, progress=True, warmup=WARMUP_IMAGES):
 
 def _predictor(files, backend, devices, threads, tmp_dir, name):
     if backend == "onnxruntime":
-        onnx_path = runtime.export_onnx(files, os.path.join(tmp_dir, name + ".onnx"))
+        onnx_path = runtime.onnx_model(files, tmp_dir, name)
         return runtime.onnx_predictor(onnx_path, devices=devices, threads=threads)
     return runtime.paddle_predictor(files, devices=devices, threads=threads)
 

@@ -146,6 +146,20 @@ def export_onnx(files, onnx_path, opset=13):
     return onnx_path
 
 
+def onnx_model(files, out_dir, name):
+    """The ONNX model onnxruntime should run for a Paddle model, written into out_dir.
+
+    FP32: the plain paddle2onnx export. Quantized: the export rewritten by
+    fastpath.optimize_int8_onnx (int8 weights, uint8 activations, QLinearConv);
+    as exported, onnxruntime runs it slower than FP32.
+    """
+    path = export_onnx(files, os.path.join(out_dir, name + ".onnx"))
+    if paddle_is_quantized(os.path.join(files[0], files[1])):
+        from .fastpath import optimize_int8_onnx
+        path = optimize_int8_onnx(path, os.path.join(out_dir, name + ".int8.onnx"))
+    return path
+
+
 def onnx_predictor(onnx_path, devices="cpu", threads=2):
     """onnxruntime session for an ONNX file; returns (predict, info)."""
     import onnxruntime as ort

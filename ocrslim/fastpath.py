@@ -1,0 +1,312 @@
+"""Rewrite a paddle2onnx export of a PaddleSlim int8 (onnx_format) model so onnxruntime runs it as int8.
+
+paddle2onnx turns a QAT model into Q/DQ pairs with signed int8 activations, float weights pushed
+through QuantizeLinear at run time, and a few tensors that are both quantized and read in float.
+onnxruntime then leaves 14 of the 62 det convs in float, spends ~1/4 of the run in (De)QuantizeLinear
+and is slower than the FP32 model (see ../shared/STACK.md). optimize_int8_onnx fixes what is in the
+way, without changing what the QAT model computes (hmean on the demo det set: 0.8000, same as the
+unmodified export):
+
+- weights: QuantizeLinear(float constant) -> int8 initializer (real int8 storage, no run-time Q);
+- activations: int8 zero point 0 -> uint8 zero point 128, the same grid; ORT's x86 int8 kernels
+  (QLinearConv) want unsigned activations;
+- GlobalAveragePool that reads a conv's float output (SE blocks of the det neck) is computed from
+  the conv's input instead (1x1 conv: GAP(conv(x)) = conv(GAP(x)); 3x3 pad 1: per-tap sums of x),
+  so the conv's only reader is its Q and ORT fuses it into QLinearConv;
+- DQ -> Mul(s) becomes DQ with scale*s, and Mul(s) -> Add(b) -> Q becomes Add(b/s) -> Q with scale/s
+  (PP-LCNetV3 "learnable affine blocks"): one float pass less per conv, same rounding;
+- ConvTranspose -> Add(bias) -> BatchNormalization is folded into the ConvTranspose;
+- a DQ read by several ops is split, one per op that ORT can fuse with it.
+
+Moving the affine *offsets* across a quantizer (into a zero point) would save two more passes per
+block but shifts the quantization grid by a fraction of a step; the QAT model loses 0.02-0.04 det
+hmean from that, so it is not done here.
+"""
+import collections
+
+import numpy as np
+
+# ops that onnxruntime may fuse with a DequantizeLinear on their input (each needs its own DQ)
+_FUSABLE = {"Conv", "ConvTranspose", "Mul", "Add", "Concat", "GlobalAveragePool", "Resize", "MatMul",
+            "AveragePool", "MaxPool", "Sigmoid", "LeakyRelu", "Gather", "Transpose", "Reshape", "Where", "Softmax"}
+
+
+class _Graph:
+    """The nodes and constants of an ONNX graph, with Constant nodes turned into initializers."""
+
+    def __init__(self, model):
+        from onnx import numpy_helper
+        self.model, self.graph = model, model.graph
+        self.consts = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
+        self.nodes = []
+        for n in self.graph.node:
+            if n.op_type == "Constant" and n.attribute[0].name == "value":
+                self.consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+            else:
+                self.nodes.append(n)
+        self._uid = 0
+
+    def const(self, array, base):
+        self._uid += 1
+        name = f"{base}__fp{self._uid}"
+        self.consts[name] = array
+        return name
+
+    def producers(self):
+        return {o: n for n in self.nodes for o in n.output}
+
+    def readers(self):
+        out = collections.defaultdict(list)
+        for n in self.nodes:
+            for i in n.input:
+                out[i].append(n)
+        for o in self.graph.output:
+            out[o.name].append(None)  # None: read by the graph output
+        return out
+
+    def scalar(self, name):
+        a = self.consts.get(name)
+        return float(a.ravel()[0]) if a is not None and a.size == 1 else None
+
+    def save(self, path):
+        import onnx
+        from onnx import numpy_helper
+        # drop what nothing reads any more, then order the nodes (rewrites append nodes at the end)
+        while True:
+            readers = self.readers()
+            kept = [n for n in self.nodes if any(readers[o] for o in n.output)]
+            if len(kept) == len(self.nodes):
+                break
+            self.nodes = kept
+        ready = set(self.consts) | {i.name for i in self.graph.input} | {""}
+        ordered, pending = [], list(self.nodes)
+        while pending:
+            left = []
+            for n in pending:
+                if all(i in ready for i in n.input):
+                    ordered.append(n)
+                    ready.update(n.output)
+                else:
+                    left.append(n)
+            if len(left) == len(pending):
+                raise ValueError("graph has a cycle or a missing input")
+            pending = left
+        used = {i for n in ordered for i in n.input}
+        del self.graph.initializer[:]
+        self.graph.initializer.extend(numpy_helper.from_array(a, k) for k, a in self.consts.items() if k in used)
+        del self.graph.node[:]
+        self.graph.node.extend(ordered)
+        onnx.checker.check_model(self.model)
+        onnx.save(self.model, path)
+
+
+def _attrs(node):
+    from onnx import helper
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _dequantized(g, dq):
+    """Float value of a DequantizeLinear of a constant (weights, bias)."""
+    q = g.consts[dq.input[0]].astype(np.float64)
+    s = g.consts[dq.input[1]].astype(np.float64)
+    z = g.consts[dq.input[2]].astype(np.float64) if len(dq.input) > 2 and dq.input[2] else 0.0
+    if s.size > 1:
+        shape = [1] * q.ndim
+        shape[_attrs(dq).get("axis", 1)] = -1
+        s = s.reshape(shape)
+        z = np.reshape(z, shape) if np.ndim(z) else z
+    return (q - z) * s
+
+
+def _int8_weights(g):
+    """QuantizeLinear(float constant) -> DequantizeLinear  ==>  int8 constant -> DequantizeLinear."""
+    readers, kept = g.readers(), []
+    for n in g.nodes:
+        if n.op_type != "QuantizeLinear" or n.input[0] not in g.consts:
+            kept.append(n)
+            continue
+        w = g.consts[n.input[0]].astype(np.float64)
+        s = g.consts[n.input[1]].astype(np.float64)
+        z = g.consts[n.input[2]].astype(np.float64)
+        if s.size > 1:
+            shape = [1] * w.ndim
+            shape[_attrs(n).get("axis", 1)] = -1
+            s, z = s.reshape(shape), z.reshape(shape)
+        q = np.clip(np.round(w / s) + z, -128, 127).astype(np.int8)  # np.round: half to even, as ONNX
+        name = g.const(q, n.input[0] + "_int8")
+        for r in readers[n.output[0]]:
+            r.input[0] = name
+    g.nodes = kept
+
+
+def _uint8_activations(g):
+    """int8 zero point 0 -> uint8 zero point 128 on activations: the same 256 values."""
+    for n in g.nodes:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.input[0] not in g.consts:
+            z = g.consts[n.input[2]]
+            if z.dtype == np.int8 and z.size == 1 and int(z.ravel()[0]) == 0:
+                n.input[2] = g.const(np.array(128, np.uint8).reshape(z.shape), "zp_u8")
+
+
+def _gap_from_conv_input(g):
+    """GAP(conv(x)) computed from x, so that the conv's only reader is its QuantizeLinear."""
+    from onnx import helper
+    producers, added, dropped = g.producers(), [], set()
+    for gap in g.nodes:
+        conv = producers.get(gap.input[0]) if gap.op_type == "GlobalAveragePool" else None
+        if conv is None or conv.op_type != "Conv":
+            continue
+        a = _attrs(conv)
+        if a.get("group", 1) != 1 or a.get("strides", [1, 1]) != [1, 1] or a.get("dilations", [1, 1]) != [1, 1]:
+            continue
+        if producers.get(conv.input[1]) is None or producers[conv.input[1]].op_type != "DequantizeLinear":
+            continue
+        w = _dequantized(g, producers[conv.input[1]]).astype(np.float32)
+        b = (_dequantized(g, producers[conv.input[2]]).astype(np.float32).ravel() if len(conv.input) > 2
+             else np.zeros(w.shape[0], np.float32))
+        x, y, t = conv.input[0], gap.output[0], gap.output[0] + "__gap"
+        kernel, pads = tuple(a["kernel_shape"]), list(a.get("pads", [0, 0, 0, 0]))
+        ints = lambda v: g.const(np.array(v, np.int64), "i")
+        nodes = []
+        if kernel == (1, 1) and pads == [0, 0, 0, 0]:
+            nodes.append(helper.make_node("GlobalAveragePool", [x], [t + "x"]))
+            mean = t + "x"
+        elif kernel == (3, 3) and pads == [1, 1, 1, 1]:
+            # Tap (ky, kx) of a 3x3 pad-1 conv sees all of x except one edge row/column: ky=0 reads
+            # x[i-1] and never the last row, ky=2 never the first row (same for columns). So the sum of
+            # the conv output is sum_k W_k * (S - row_k - col_k + corner_k).
+            def edge(name, starts, ends, axes):
+                nodes.append(helper.make_node("Slice", [x, ints(starts), ints(ends), ints(axes)], [name]))
+            last = np.iinfo(np.int64).max
+            nodes.append(helper.make_node("ReduceSum", [x, ints([2, 3])], [t + "S"], keepdims=1))
+            for nm, st, en, ax in (("r0", [0], [1], [2]), ("rL", [-1], [last], [2]),
+                                   ("c0", [0], [1], [3]), ("cL", [-1], [last], [3])):
+                edge(t + nm, st, en, ax)
+                nodes.append(helper.make_node("ReduceSum", [t + nm, ints([2, 3])], [t + nm + "s"], keepdims=1))
+            for nm, st, en in (("k00", [0, 0], [1, 1]), ("k0L", [0, -1], [1, last]),
+                               ("kL0", [-1, 0], [last, 1]), ("kLL", [-1, -1], [last, last])):
+                edge(t + nm, st, en, [2, 3])
+            zero = t + "z"
+            nodes += [
+                helper.make_node("Sub", [t + "S", t + "S"], [zero]),
+                helper.make_node("Concat", [t + "rLs", zero, t + "r0s"], [t + "R"], axis=2),
+                helper.make_node("Concat", [t + "cLs", zero, t + "c0s"], [t + "C"], axis=3),
+                helper.make_node("Concat", [t + "kLL", zero, t + "kL0"], [t + "K0"], axis=3),
+                helper.make_node("Concat", [zero, zero, zero], [t + "K1"], axis=3),
+                helper.make_node("Concat", [t + "k0L", zero, t + "k00"], [t + "K2"], axis=3),
+                helper.make_node("Concat", [t + "K0", t + "K1", t + "K2"], [t + "K"], axis=2),
+                helper.make_node("Sub", [t + "S", t + "R"], [t + "T1"]),
+                helper.make_node("Sub", [t + "T1", t + "C"], [t + "T2"]),
+                helper.make_node("Add", [t + "T2", t + "K"], [t + "T"]),
+                # divide by H*W (stride 1, pad 1: the conv output is as large as x)
+                helper.make_node("Shape", [x], [t + "shape"]),
+                helper.make_node("Slice", [t + "shape", ints([2]), ints([4]), ints([0])], [t + "hw"]),
+                helper.make_node("ReduceProd", [t + "hw"], [t + "n"], keepdims=1),
+                helper.make_node("Cast", [t + "n"], [t + "nf"], to=1),
+                helper.make_node("Div", [t + "T", t + "nf"], [t + "mean"]),
+            ]
+            mean = t + "mean"
+        else:
+            continue
+        nodes.append(helper.make_node("Conv", [mean, g.const(w, "gap_w"), g.const(b, "gap_b")], [y]))
+        added += nodes
+        dropped.add(id(gap))
+    g.nodes = [n for n in g.nodes if id(n) not in dropped] + added
+
+
+def _fold_scalar_muls(g):
+    """Scalar Mul next to a quantizer goes into the quantizer's scale (exact: same rounding).
+    DQ(v, q) -> Mul s -> Add b       ==>  DQ(v, q*s) -> Add b
+    Mul s -> Add b -> Q(q)           ==>  Add b/s -> Q(q/s)"""
+    producers, readers, dropped = g.producers(), g.readers(), set()
+    for mul in g.nodes:
+        if mul.op_type != "Mul":
+            continue
+        h = [i for i in mul.input if i not in g.consts]
+        if len(h) != 1:
+            continue
+        h = h[0]
+        s = g.scalar(mul.input[1] if mul.input[0] == h else mul.input[0])
+        after = readers[mul.output[0]]
+        if s is None or s <= 0 or len(after) != 1 or after[0] is None or after[0].op_type != "Add":
+            continue
+        add = after[0]
+        b_name = add.input[1] if add.input[0] == mul.output[0] else add.input[0]
+        b = g.scalar(b_name)
+        if b is None:
+            continue
+        src = producers.get(h)
+        if src is not None and src.op_type == "DequantizeLinear" and len(readers[h]) == 1 and g.consts[src.input[1]].size == 1:
+            src.input[1] = g.const(np.array(float(g.consts[src.input[1]].ravel()[0]) * s, np.float32), "dq_scale")
+            add.input[:] = [h, b_name]
+            dropped.add(id(mul))
+            continue
+        nxt = readers[add.output[0]]
+        if len(nxt) == 1 and nxt[0] is not None and nxt[0].op_type == "QuantizeLinear" and g.consts[nxt[0].input[1]].size == 1:
+            q = nxt[0]
+            q.input[1] = g.const(np.array(float(g.consts[q.input[1]].ravel()[0]) / s, np.float32), "q_scale")
+            add.input[:] = [h, g.const(np.array([b / s], np.float32), "offset")]
+            dropped.add(id(mul))
+    g.nodes = [n for n in g.nodes if id(n) not in dropped]
+
+
+def _fold_convtranspose_bn(g):
+    """ConvTranspose -> Add(per-channel bias) -> BatchNormalization: one ConvTranspose with bias."""
+    readers, dropped = g.readers(), set()
+    for ct in g.nodes:
+        if ct.op_type != "ConvTranspose" or len(ct.input) > 2 or ct.input[1] not in g.consts:
+            continue
+        add = readers[ct.output[0]]
+        if len(add) != 1 or add[0] is None or add[0].op_type != "Add" or add[0].input[1] not in g.consts:
+            continue
+        add = add[0]
+        bn = readers[add.output[0]]
+        if len(bn) != 1 or bn[0] is None or bn[0].op_type != "BatchNormalization":
+            continue
+        bn = bn[0]
+        w = g.consts[ct.input[1]].astype(np.float64)  # [C_in, C_out/group, kh, kw]
+        if _attrs(ct).get("group", 1) != 1:
+            continue
+        b0 = np.broadcast_to(g.consts[add.input[1]].astype(np.float64).ravel(), (w.shape[1],))
+        gamma, beta, mean, var = (g.consts[i].astype(np.float64) for i in bn.input[1:5])
+        f = gamma / np.sqrt(var + _attrs(bn).get("epsilon", 1e-5))
+        ct.input[1] = g.const((w * f.reshape(1, -1, 1, 1)).astype(np.float32), "ct_w")
+        ct.input.append(g.const(((b0 - mean) * f + beta).astype(np.float32), "ct_b"))
+        ct.output[0] = bn.output[0]
+        dropped |= {id(add), id(bn)}
+    g.nodes = [n for n in g.nodes if id(n) not in dropped]
+
+
+def _one_dq_per_reader(g):
+    """ORT fuses a DQ into a QLinear op only when that op is its sole reader: give each fusable reader its own."""
+    from onnx import helper
+    readers, out = g.readers(), []
+    for n in g.nodes:
+        out.append(n)
+        rs = readers[n.output[0]] if n.op_type == "DequantizeLinear" else []
+        if len(rs) <= 1 or None in rs:
+            continue
+        own = [r for r in rs if r.op_type in _FUSABLE]
+        shared = [r for r in rs if r.op_type not in _FUSABLE]
+        for k, r in enumerate(own if shared else own[1:], 1):
+            copy = helper.make_node("DequantizeLinear", list(n.input), [f"{n.output[0]}__r{k}"], name=f"{n.name}__r{k}")
+            copy.attribute.extend(n.attribute)
+            out.append(copy)
+            r.input[:] = [copy.output[0] if i == n.output[0] else i for i in r.input]
+    g.nodes = out
+
+
+def optimize_int8_onnx(src_onnx, dst_onnx):
+    """Rewrite a paddle2onnx int8 (Q/DQ) export for onnxruntime's CPU int8 kernels; returns dst_onnx.
+    The result computes what the QAT model computes (see the module docstring), stores int8 weights,
+    and runs its convs as QLinearConv."""
+    import onnx
+    g = _Graph(onnx.load(src_onnx))
+    _int8_weights(g)
+    _uint8_activations(g)
+    _gap_from_conv_input(g)
+    _fold_scalar_muls(g)
+    _fold_convtranspose_bn(g)
+    _one_dq_per_reader(g)
+    g.save(dst_onnx)
+    return dst_onnx
