@@ -195,3 +195,13 @@ def test_combined_report_has_pair_sizes_and_pipeline(tmp_path):
     assert "| FP32 (Paddle) | 4.00 | 10.00 | 14.00 | 100% |" in text
     assert "| ocrslim int8 (Paddle) | 1.00 | 3.00 | 4.00 | 29% |" in text
     assert "| d | r | int8 + int8 (paddle) | 0.5000 | 0.2500 | 0.3333 | 100.0 / 110.0 |" in text
+
+
+def test_bad_flags_are_one_line_errors(det_set):
+    from ocrslim.errors import UserError
+    root, label = det_set
+    for argv, message in ((["--model_dir", "/no/such/dir"], "model dir not found"),
+                          (["--repeat", "0"], "at least 1"),
+                          (["--peer", "--model_dir", "bundled:nope"], "is not shipped")):
+        with pytest.raises(UserError, match=message):
+            bench.main(["-c", DET, "--quiet", *argv, *data_args(root, label)])
