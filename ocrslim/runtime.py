@@ -186,9 +186,12 @@ def export_onnx(files, onnx_path, opset=13):
     model_dir, model_file, params_file = files
     tmp = onnx_path + ".tmp"
     try:
-        with quiet_native_output():
-            paddle2onnx.export(os.path.join(model_dir, model_file), os.path.join(model_dir, params_file),
-                               save_file=tmp, opset_version=opset, auto_upgrade_opset=True, verbose=False,
+        # paddle2onnx writes a max_range.txt into the current directory for some
+        # quantized models: let that land next to the export, not in the user's cwd
+        with quiet_native_output(), contextlib.chdir(os.path.dirname(os.path.abspath(onnx_path))):
+            paddle2onnx.export(os.path.abspath(os.path.join(model_dir, model_file)),
+                               os.path.abspath(os.path.join(model_dir, params_file)),
+                               save_file=os.path.abspath(tmp), opset_version=opset, auto_upgrade_opset=True, verbose=False,
                                enable_onnx_checker=True, deploy_backend="onnxruntime")
     except Exception as err:
         raise UserError(f"paddle2onnx could not export {model_dir}: {err}")
