@@ -94,15 +94,11 @@ def build_candidates(config, opts, task_cls, work_dir, shapes):
         if precision == "FP32" and first_fp32 is None:
             first_fp32 = (files, short)
         for backend in opts.backends:
-            if backend == "paddle":
-                predict, info = runtime.paddle_predictor(files, g["devices"], opts.threads, opts.precision, shapes)
-                size = mdl.model_size_mb(*files)
-            else:
-                onnx_path = runtime.onnx_model(files, work_dir, str(len(out)))
-                predict, info = runtime.onnx_predictor(onnx_path, g["devices"], opts.threads)
-                size = os.path.getsize(onnx_path) / 2 ** 20
+            predict, info = runtime.predictor(files, backend, work_dir, str(len(out)), g["devices"],
+                                              opts.threads, opts.precision, shapes)
             out.append(Candidate(f"{short} [{backend}]", f"{precision} {strategy}",
-                                 opts.names.get(model_dir, files[0]), size, predict, info, task_cls(config)))
+                                 opts.names.get(model_dir, files[0]), info["size_mb"], predict, info,
+                                 task_cls(config)))
     if opts.peer:
         if first_fp32 is None:
             raise UserError("--peer quantizes an FP32 model with onnxruntime: pass an FP32 --model_dir")

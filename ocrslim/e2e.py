@@ -13,7 +13,6 @@ its box matches a labelled box AND its text equals the label.
 """
 import json
 import logging
-import os
 import statistics
 import tempfile
 import time
@@ -237,13 +236,6 @@ def evaluate_e2e(pipeline, items, metric, progress=True, warmup=WARMUP_IMAGES):
     return {"metrics": metric.result(), "images": len(times), "skipped": skipped, "latency_ms": latency}
 
 
-def _predictor(files, backend, devices, threads, tmp_dir, name):
-    if backend == "onnxruntime":
-        onnx_path = runtime.onnx_model(files, tmp_dir, name)
-        return runtime.onnx_predictor(onnx_path, devices=devices, threads=threads)
-    return runtime.paddle_predictor(files, devices=devices, threads=threads)
-
-
 def run_e2e(det_config, rec_config, backend="paddle", devices="cpu", threads=2, progress=True):
     """Evaluate the det+rec pair of the two configs; returns the result dict for --json."""
     det_files = mdl.model_files(det_config["Global"])
@@ -254,8 +246,8 @@ def run_e2e(det_config, rec_config, backend="paddle", devices="cpu", threads=2, 
     metric = E2EMetric(ignore_space=m.get("ignore_space", True), filter_text=m.get("filter_text", False))
     # ONNX exports live only as long as the run
     with tempfile.TemporaryDirectory(prefix="ocrslim-e2e-") as tmp_dir:
-        det_predict, det_info = _predictor(det_files, backend, devices, threads, tmp_dir, "det")
-        rec_predict, rec_info = _predictor(rec_files, backend, devices, threads, tmp_dir, "rec")
+        det_predict, det_info = runtime.predictor(det_files, backend, tmp_dir, "det", devices, threads)
+        rec_predict, rec_info = runtime.predictor(rec_files, backend, tmp_dir, "rec", devices, threads)
         pipeline = Pipeline(det_config, rec_config, det_predict, rec_predict)
         pipeline.check_models()
         result = evaluate_e2e(pipeline, items, metric, progress=progress)

@@ -14,6 +14,7 @@ import os
 import sys
 
 from .errors import UserError
+from .model import model_size_mb
 
 log = logging.getLogger("ocrslim")
 
@@ -235,3 +236,19 @@ def onnx_predictor(onnx_path, devices="cpu", threads=2):
     info = {"backend": "onnxruntime", "engine": providers[0].replace("ExecutionProvider", ""),
             "precision": "int8" if onnx_is_quantized(onnx_path) else "fp32"}
     return predict, {**info, "device": devices, "threads": threads}
+
+
+def predictor(files, backend, work_dir, name, devices="cpu", threads=2, precision="fp32", shapes=None):
+    """A predictor for Paddle model files on `backend`; returns (predict, info).
+
+    onnxruntime runs the ONNX model made by onnx_model in work_dir (name: its
+    file stem there). info carries size_mb, the size on disk of what runs.
+    """
+    if backend == "onnxruntime":
+        path = onnx_model(files, work_dir, name)
+        predict, info = onnx_predictor(path, devices, threads)
+        size_mb = os.path.getsize(path) / 2 ** 20
+    else:
+        predict, info = paddle_predictor(files, devices, threads, precision, shapes)
+        size_mb = model_size_mb(*files)
+    return predict, {**info, "size_mb": size_mb}
