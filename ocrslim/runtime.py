@@ -185,15 +185,17 @@ def export_onnx(files, onnx_path, opset=13):
     """Export a Paddle inference model with paddle2onnx (1.3.x); returns onnx_path."""
     import paddle2onnx
     model_dir, model_file, params_file = files
+    # absolute before the chdir below: relative paths would point into the export folder
+    model_path, params_path = (os.path.abspath(os.path.join(model_dir, f)) for f in (model_file, params_file))
+    onnx_path = os.path.abspath(onnx_path)
     tmp = onnx_path + ".tmp"
     try:
         # paddle2onnx writes a max_range.txt into the current directory for some
         # quantized models: let that land next to the export, not in the user's cwd
-        with quiet_native_output(), contextlib.chdir(os.path.dirname(os.path.abspath(onnx_path))):
-            paddle2onnx.export(os.path.abspath(os.path.join(model_dir, model_file)),
-                               os.path.abspath(os.path.join(model_dir, params_file)),
-                               save_file=os.path.abspath(tmp), opset_version=opset, auto_upgrade_opset=True, verbose=False,
-                               enable_onnx_checker=True, deploy_backend="onnxruntime")
+        with quiet_native_output(), contextlib.chdir(os.path.dirname(onnx_path)):
+            paddle2onnx.export(model_path, params_path, save_file=tmp, opset_version=opset,
+                               auto_upgrade_opset=True, verbose=False, enable_onnx_checker=True,
+                               deploy_backend="onnxruntime")
     except Exception as err:
         raise UserError(f"paddle2onnx could not export {model_dir}: {err}")
     os.replace(tmp, onnx_path)

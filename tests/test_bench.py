@@ -205,3 +205,13 @@ def test_bad_flags_are_one_line_errors(det_set):
                           (["--peer", "--model_dir", "bundled:nope"], "is not shipped")):
         with pytest.raises(UserError, match=message):
             bench.main(["-c", DET, "--quiet", *argv, *data_args(root, label)])
+
+
+def test_export_takes_relative_paths_and_writes_only_the_export(tmp_path):
+    import onnx
+    model = os.path.relpath(resolve_path(FP32_DET))  # relative to the repo root, the tests' cwd
+    before = set(os.listdir("."))
+    path = runtime.export_onnx((model, "inference.pdmodel", "inference.pdiparams"),
+                               os.path.relpath(tmp_path / "det.onnx"))
+    assert len(onnx.load(path).graph.node) > 100
+    assert set(os.listdir(".")) == before and os.listdir(tmp_path) == ["det.onnx"]
