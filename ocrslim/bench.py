@@ -133,17 +133,16 @@ def input_shapes(samples, indices):
     return [list(arr.min(0)), list(shapes[0]), list(arr.max(0))]
 
 
-def _pass(candidate, samples, indices, timed, task=None, bar=None):
-    """One model over the whole set; returns the number of unreadable images."""
-    skipped = 0
-    for i in indices:
-        item = samples.load(i)
-        if bar is not None:
-            bar.update(1)
-        if item is None:
-            skipped += 1
-            continue
-        images = stack_images([item])
+def _load(samples, indices):
+    """Preprocessed (sample, input batch) pairs for `indices`, and how many were unreadable."""
+    items = [samples.load(i) for i in indices]
+    loaded = [(item, stack_images([item])) for item in items if item is not None]
+    return loaded, len(items) - len(loaded)
+
+
+def _run(candidate, loaded, timed, task=None):
+    """One model over loaded images, one call per image."""
+    for item, images in loaded:
         t = time.perf_counter()
         outputs = candidate.predict(images)
         elapsed = time.perf_counter() - t
@@ -151,7 +150,6 @@ def _pass(candidate, samples, indices, timed, task=None, bar=None):
             candidate.times.append(elapsed)
         if task is not None:
             task.update(outputs, [item])
-    return skipped
 
 
 BLOCK = 10  # images per turn: long enough that a turn is mostly steady state
@@ -160,31 +158,37 @@ BLOCK = 10  # images per turn: long enough that a turn is mostly steady state
 def run_bench(candidates, samples, indices, repeat, progress=True):
     """An untimed warm-up pass per model, then `repeat` timed passes in turns.
 
-    The set is cut into blocks of BLOCK images and the models take turns per
-    block (A B C on block 1, B C A on block 2, ...), so a machine that drifts
-    between fast and slow states slows all models alike. Turns are blocks,
-    not single calls: on a 2-core machine Paddle's OpenMP threads and
-    onnxruntime's spinning threads keep a core busy for a while after a call
-    and steal it from whichever runtime runs next, which made call-by-call
-    interleaving up to 2x wrong. Each turn starts with two untimed calls for
-    the same reason. The metric comes from each model's first timed pass.
+    The set is cut into blocks of BLOCK images, each loaded once per pass, and
+    the models take turns per block (A B C on block 1, B C A on block 2, ...),
+    so a machine that drifts between fast and slow states slows all models
+    alike. Turns are blocks, not single calls: on a 2-core machine Paddle's
+    OpenMP threads and onnxruntime's spinning threads keep a core busy for a
+    while after a call and steal it from whichever runtime runs next, which
+    made call-by-call interleaving up to 2x wrong. Each turn starts with two
+    untimed calls for the same reason. The metric comes from each model's
+    first timed pass.
     """
     n = len(candidates)
     skipped = 0
     blocks = [indices[k:k + BLOCK] for k in range(0, len(indices), BLOCK)]
-    with tqdm(total=len(indices) * n * (1 + repeat), desc="bench", unit="img", disable=not progress,
+    with tqdm(total=len(indices) * (1 + repeat), desc="bench", unit="img", disable=not progress,
               leave=False) as bar:
-        for c in candidates:
-            skipped = _pass(c, samples, indices, timed=False, bar=bar)
-            c.task.metric.reset()
+        for block in blocks:  # warm-up: every model sees every input shape once
+            loaded, bad = _load(samples, block)
+            skipped += bad
+            for c in candidates:
+                _run(c, loaded, timed=False)
+            bar.update(len(block))
         turn = 0
         for rep in range(repeat):
             for block in blocks:
+                loaded, _ = _load(samples, block)
                 for j in range(n):
                     c = candidates[(j + turn) % n]
-                    _pass(c, samples, block[:1] * 2, timed=False)
-                    _pass(c, samples, block, timed=True, task=c.task if rep == 0 else None, bar=bar)
+                    _run(c, loaded[:1] * 2, timed=False)
+                    _run(c, loaded, timed=True, task=c.task if rep == 0 else None)
                 turn += 1
+                bar.update(len(block))
     if skipped:
         log.warning("skipped %d unreadable images", skipped)
     return skipped
