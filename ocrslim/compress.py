@@ -75,6 +75,15 @@ def train_reader(samples, batch_size, feed_name, seed=0, rank=0, world=1):
     return reader
 
 
+def config_train_reader(config, task_name, feed_name, rank=0, world=1):
+    """train_reader over config['Train']: what run.py calibrates and trains on, and
+    what bench.py --peer calibrates on (same images, same shuffle)."""
+    from .data import build_samples
+    train = build_samples(config["Train"], task_name)
+    return train_reader(train, config["Train"]["loader"]["batch_size_per_card"], feed_name,
+                        seed=config["Global"]["seed"], rank=rank, world=world)
+
+
 def calibration_batches(reader, batch_nums):
     out = []
     while len(out) < batch_nums:

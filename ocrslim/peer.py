@@ -48,13 +48,10 @@ def quantize_onnx_static(fp32_onnx, out_path, feeds):
 def calibration_feeds(config, task_name, input_name):
     """The same images our calibration reads: the Train set, same shuffle and batch count."""
     from . import compress as cmp
-    from .data import build_samples
     from . import config as cfg
     try:
         cfg.require(config, "Train.dataset.data_dir", "Train.dataset.label_file_list", "Train.dataset.transforms")
     except UserError as err:
         raise UserError(f"--peer calibrates on the Train set: {err}")
-    train = build_samples(config["Train"], task_name)
-    reader = cmp.train_reader(train, config["Train"]["loader"]["batch_size_per_card"], input_name,
-                              seed=config["Global"]["seed"])
+    reader = cmp.config_train_reader(config, task_name, input_name)
     return cmp.calibration_batches(reader, config["Calibration"]["batch_nums"])

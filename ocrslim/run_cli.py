@@ -20,7 +20,6 @@ import time
 from . import compress as cmp
 from . import config as cfg
 from . import model as mdl
-from .data import build_samples
 from .errors import UserError
 from .eval_cli import prepare
 from .evaluate import evaluate
@@ -31,9 +30,6 @@ from .tasks import get_task
 log = logging.getLogger("ocrslim")
 
 ACT_SECTIONS = ("QuantAware", "Distillation", "TrainConfig")
-COMPRESS_DEFAULTS = cfg.COMPRESS_DEFAULTS
-
-
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="run.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,7 +62,7 @@ def check_act_sections(config):
 
 
 def load_config(args):
-    config = cfg.load_config(args.config, args.opt, defaults=COMPRESS_DEFAULTS)
+    config = cfg.load_config(args.config, args.opt, defaults=cfg.COMPRESS_DEFAULTS)
     if args.model_dir:
         config["Global"]["model_dir"] = args.model_dir
     if args.devices:
@@ -114,9 +110,7 @@ def compress_model(config, model_files, staging, task_cls, samples, rank, world,
     keep_float = config["Calibration"]["keep_float"]
     cmp.check_nodes(program, [node] + list(keep_float))
     log.info("distillation node: %s; kept in float: %s", node, keep_float or "none")
-    train = build_samples(config["Train"], task_cls.name)
-    reader = cmp.train_reader(train, config["Train"]["loader"]["batch_size_per_card"], feeds[0],
-                              seed=g["seed"], rank=rank, world=world)
+    reader = cmp.config_train_reader(config, task_cls.name, feeds[0], rank, world)
     calib = config["Calibration"]
     t0 = time.time()
     scales = cmp.calibrate(model_files, cmp.calibration_batches(reader, calib["batch_nums"]),

@@ -117,9 +117,9 @@ def test_unknown_act_key_in_yaml_is_refused(tmp_path):
 def test_every_compression_config_has_valid_act_keys():
     import glob
     from ocrslim import config as cfg
-    from ocrslim.run_cli import COMPRESS_DEFAULTS, check_act_sections
+    from ocrslim.run_cli import check_act_sections
     for path in glob.glob("configs/**/*.yaml", recursive=True):
-        config = cfg.load_config(path, defaults=COMPRESS_DEFAULTS)
+        config = cfg.load_config(path, defaults=cfg.COMPRESS_DEFAULTS)
         if config["TrainConfig"]:
             check_act_sections(config)
             assert config["QuantAware"].get("use_pact") is False, path
