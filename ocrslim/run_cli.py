@@ -191,6 +191,7 @@ def _finish(args, config, task_cls, samples, staging, baseline, strategy, times,
               "step_seconds": {k: round(v, 1) for k, v in times.items()},
               "strategy": {**strategy, "Calibration": config["Calibration"]}}
     cfg.dump(config, os.path.join(staging, "config_used.yaml"))
+    # written before step 5 too: bench labels a model with a report.json as ours
     write_json(os.path.join(staging, "report.json"), report)
     print(summary(task_cls, baseline, compressed, sizes, seconds))
     if not args.no_bench:
