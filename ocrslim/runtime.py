@@ -60,50 +60,6 @@ def paddle_op_types(model_path):
     return {t for t, _ in paddle_ops(model_path)}
 
 
-def strip_observers(model_path):
-    """The program of a PaddleSlim int8 model without its observer Q/DQ pairs, as bytes.
-
-    PaddleSlim puts a quantize_linear(only_observer=True) + dequantize_linear
-    pair on the output of nearly every op just to record its range (rec: 262
-    of 301 quantizers). The training executor runs them as identities, so the
-    accuracy run.py reports is "quantized ops int8, the rest float". Paddle
-    Inference's oneDNN passes read them as real scales and also quantize the
-    ops the recipe kept in float (depthwise convs, keep_float convs): rec
-    accuracy fell from 0.767 to 0.700. Removing them gives exactly the
-    executor's accuracy. Returns (bytes, number of pairs removed).
-    """
-    from paddle.base import core
-    with open(model_path, "rb") as f:
-        desc = core.ProgramDesc(f.read())
-    block = desc.block(0)
-    ops = [block.op(i) for i in range(block.op_size())]
-    readers = {}
-    for op in ops:
-        for name in op.input_arg_names():
-            readers.setdefault(name, []).append(op)
-    rename, drop = {}, set()
-    for i, op in enumerate(ops):
-        if not (op.type() == "quantize_linear" and op.has_attr("only_observer") and op.attr("only_observer")):
-            continue
-        dequants = readers.get(op.output("Y")[0], [])
-        if not all(d.type() == "dequantize_linear" for d in dequants):
-            continue  # not the observer pattern we know: leave it
-        drop.add(i)
-        for d in dequants:
-            drop.add(ops.index(d))
-            rename[d.output("Y")[0]] = op.input("X")[0]
-    for i, op in enumerate(ops):
-        if i not in drop:
-            for name in op.input_arg_names():
-                if name in rename:
-                    op._rename_input(name, rename[name])
-    pairs = sum(1 for i in drop if ops[i].type() == "quantize_linear")
-    for i in sorted(drop, reverse=True):  # op handles are invalid from here on
-        block._remove_op(i, i + 1)
-    desc.flush()
-    return desc.serialize_to_string(), pairs
-
-
 def paddle_is_quantized(model_path):
     return any(t.startswith(QUANT_OPS) for t in paddle_op_types(model_path))
 
@@ -133,11 +89,12 @@ def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=N
     quantized = paddle_is_quantized(model_path)
     config = inference.Config(model_path, os.path.join(model_dir, params_file))
     if quantized:
-        program, removed = strip_observers(model_path)
-        if removed:
-            with open(os.path.join(model_dir, params_file), "rb") as f:
-                params = f.read()
-            config.set_model_buffer(program, len(program), params, len(params))
+        # what ACT saved is a training-shaped program: deploy.optimize makes it
+        # the one oneDNN runs fast, with the same function (see deploy.py)
+        from .deploy import optimize
+        with open(model_path, "rb") as f, open(os.path.join(model_dir, params_file), "rb") as g:
+            program, params, _ = optimize(f.read(), g.read())
+        config.set_model_buffer(program, len(program), params, len(params))
     config.disable_glog_info()
     config.enable_memory_optim()
     if devices == "cpu":
