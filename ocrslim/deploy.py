@@ -11,7 +11,7 @@ them for every input shape (Paddle's p90 latency was twice its median).
 The rewrites (fold_affine, merge_affine, deconv_pairs compute the same
 function up to float rounding; a test checks it on the FP32 models):
   strip_observers   drop PaddleSlim's observer-only quantizers, which the
-                    executor ignores too (its doc says which one it keeps);
+                    executor ignores too (its doc says which ones it keeps);
   fold_affine       conv -> +bias -> *s -> +t  becomes  conv(W*s) -> +(b*s+t),
                     so oneDNN fuses conv + bias + hard_swish;
   merge_affine      the affine after an activation (*a, +c) becomes one
@@ -34,7 +34,7 @@ log = logging.getLogger("ocrslim")
 CONVS = ("conv2d", "depthwise_conv2d")
 
 
-def strip_observers(program_bytes):
+def strip_observers(program_bytes, keep_int8_conv_inputs=False):
     """The program without PaddleSlim's observer Q/DQ pairs; returns (bytes, pairs removed).
 
     PaddleSlim puts a quantize_linear(only_observer=True) + dequantize_linear
@@ -45,6 +45,12 @@ def strip_observers(program_bytes):
     ops the recipe kept in float (depthwise convs, keep_float convs): rec
     accuracy fell from 0.767 to 0.700. Removing them gives the executor's
     accuracy.
+
+    keep_int8_conv_inputs: an observer on the Input of a conv with int8
+    weights becomes a real quantizer instead (det: the three FPN convs after
+    an add), so oneDNN runs that conv in int8 too: 1 ms of 25 on the demo
+    det model, with the same hmean and rec accuracy. The ONNX path does not
+    use it: it rebuilds quantizers from what the executor does.
     """
     from paddle.base import core
     desc = core.ProgramDesc(program_bytes)
@@ -62,11 +68,8 @@ def strip_observers(program_bytes):
         dequants = readers.get(op.output("Y")[0], [])
         if not all(d.type() == "dequantize_linear" for d in dequants):
             continue  # not the observer pattern we know: leave it
-        # an observer on the input of a conv with int8 weights (det: the three FPN convs after an
-        # add) becomes a real quantizer: oneDNN then runs the conv in int8 (1 ms of 25 on det,
-        # same hmean and rec accuracy on the demo models)
-        if any(_int8_conv_input(r, d.output("Y")[0], producers)
-               for d in dequants for r in readers.get(d.output("Y")[0], [])):
+        if keep_int8_conv_inputs and any(_int8_conv_input(r, d.output("Y")[0], producers)
+                                         for d in dequants for r in readers.get(d.output("Y")[0], [])):
             op._set_attr("only_observer", False)
             for d in dequants:
                 d._set_attr("only_observer", False)
@@ -350,7 +353,7 @@ def optimize(program_bytes, params_bytes):
     Returns (program, params, counts): counts says what each rewrite did.
     """
     import paddle
-    program_bytes, observers = strip_observers(program_bytes)
+    program_bytes, observers = strip_observers(program_bytes, keep_int8_conv_inputs=True)
     dynamic = paddle.in_dynamic_mode()
     paddle.enable_static()
     try:
