@@ -26,6 +26,7 @@ process, int8 went from 26.5 to 20.9 ms (FP32 onnxruntime: 31.0 ms).
 """
 import contextlib
 import logging
+import os
 
 import numpy as np
 
@@ -366,3 +367,39 @@ def optimize(program_bytes, params_bytes):
             paddle.disable_static()
     log.debug("deploy rewrites: %s", counts)
     return program, params, counts
+
+
+def main(argv=None):
+    """python -m ocrslim.deploy MODEL_DIR OUT_DIR: write the rewritten model for Paddle Inference.
+
+    For users who run Paddle Inference with their own code: bench.py and
+    eval.py --e2e apply the same rewrites in memory. The model dir is only read.
+    """
+    import argparse
+    from .errors import UserError
+    from .outputs import check_save_dir, publish, staging_dir
+    p = argparse.ArgumentParser(prog="python -m ocrslim.deploy", description=main.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model_dir", help="int8 model folder from run.py (inference.pdmodel + inference.pdiparams)")
+    p.add_argument("out_dir", help="new folder for the rewritten inference.pdmodel + inference.pdiparams")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty out_dir")
+    args = p.parse_args(argv)
+    files = [os.path.join(args.model_dir, n) for n in ("inference.pdmodel", "inference.pdiparams")]
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        raise UserError(f"{missing[0]} not found: model_dir must hold inference.pdmodel and inference.pdiparams")
+    check_save_dir(args.out_dir, [args.model_dir], args.overwrite)
+    with open(files[0], "rb") as f, open(files[1], "rb") as g:
+        program, params, counts = optimize(f.read(), g.read())
+    staging = staging_dir(args.out_dir)
+    for name, data in (("inference.pdmodel", program), ("inference.pdiparams", params)):
+        with open(os.path.join(staging, name), "wb") as f:
+            f.write(data)
+    publish(staging, args.out_dir)
+    print(f"wrote {args.out_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return counts
+
+
+if __name__ == "__main__":
+    from .errors import run_cli
+    run_cli(main)

@@ -75,3 +75,23 @@ def test_model_files_are_not_touched_and_bad_patterns_are_left_alone(tmp_path):
     assert counts == {"observers": 0, "fold_affine": 0, "merge_affine": 0, "deconv_pairs": 0}
     assert _read(tmp_path / "m") == before
     paddle.disable_static()
+
+
+def test_cli_writes_a_model_paddle_inference_loads_and_refuses_unsafe_dirs(tiny_data, tmp_path):
+    from ocrslim.errors import UserError
+    model_dir = resolve_path("bundled:ch_PP-OCRv4_det_infer")
+    before = _read(model_dir)
+    out = tmp_path / "deploy"
+    counts = deploy.main([model_dir, str(out)])
+    assert counts["deconv_pairs"] == 1 and sorted(os.listdir(out)) == ["inference.pdiparams", "inference.pdmodel"]
+    assert _read(model_dir) == before
+    x = _images(DET, f"{tiny_data}/det", 1)[0]
+    expected = runtime.paddle_predictor((model_dir, "inference.pdmodel", "inference.pdiparams"))[0](x)[0]
+    got = runtime.paddle_predictor((str(out), "inference.pdmodel", "inference.pdiparams"))[0](x)[0]
+    assert np.abs(expected - got).max() < 1e-4
+    for argv, message in (([model_dir, str(out)], "not empty"),
+                          ([model_dir, os.path.join(model_dir, "sub")], "inside the model dir"),
+                          ([str(tmp_path / "nothing"), str(tmp_path / "o2")], "not found")):
+        with pytest.raises(UserError, match=message):
+            deploy.main(argv)
+    assert deploy.main([model_dir, str(out), "--overwrite"]) == counts
