@@ -20,10 +20,13 @@ log = logging.getLogger("ocrslim")
 
 BACKENDS = ("paddle", "onnxruntime")
 # oneDNN int8 kernels only for the ops that carry quantize/dequantize pairs in our
-# models. With no op set, enable_mkldnn_int8() also quantizes fc, matmul, pool,
-# concat, transpose and elementwise ops from guessed scales, which costs rec a
-# lot of accuracy (see ../shared/STACK.md).
-MKLDNN_INT8_OPS = {"conv2d", "depthwise_conv2d", "fused_conv2d"}
+# models, plus concat and nearest_interp_v2: Paddle gives those their consumer
+# conv's input scale, which is exact (they only copy values) and lets the DB
+# neck resize and concatenate int8 data. With no op set, enable_mkldnn_int8()
+# also quantizes fc, matmul, pool, transpose and elementwise ops from guessed
+# scales, which costs rec a lot of accuracy (see ../shared/STACK.md).
+MKLDNN_INT8_OPS = {"conv2d", "depthwise_conv2d", "fused_conv2d", "concat", "nearest_interp_v2"}
+ONEDNN_SHAPE_CACHE = 64
 QUANT_OPS = ("quantize_linear", "fake_quantize", "fake_channel_wise_quantize")
 
 
@@ -96,10 +99,18 @@ def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=N
             program, params, _ = optimize(f.read(), g.read())
         config.set_model_buffer(program, len(program), params, len(params))
     config.disable_glog_info()
-    config.enable_memory_optim()
+    if not (quantized and devices == "cpu"):
+        # buffer reuse makes oneDNN int8 ~15% slower (its f32->s8 reorders
+        # took 1.3 ms more per det image) for +45% peak memory without it
+        # (det 960x960: 556 -> 810 MB); FP32 speed does not change
+        config.enable_memory_optim()
     if devices == "cpu":
         config.disable_gpu()
         config.enable_mkldnn()
+        # oneDNN keeps kernels for this many input shapes; Paddle's default
+        # (10) is fewer than a det eval set has (demo: 12), so kernels were
+        # rebuilt on most calls (FP32 det: 35 ms on some images, 75 on others)
+        config.set_mkldnn_cache_capacity(ONEDNN_SHAPE_CACHE)
         config.set_cpu_math_library_num_threads(threads)
         if quantized:
             config.enable_mkldnn_int8(MKLDNN_INT8_OPS)
