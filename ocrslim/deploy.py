@@ -501,11 +501,27 @@ def optimize(program_bytes, params_bytes):
     return program, params, counts
 
 
+def write_model(model_dir, out_dir):
+    """Write model_dir's rewritten inference.pdmodel + inference.pdiparams into out_dir (created).
+
+    Returns what each rewrite did. The model dir is only read.
+    """
+    with open(os.path.join(model_dir, "inference.pdmodel"), "rb") as f, \
+            open(os.path.join(model_dir, "inference.pdiparams"), "rb") as g:
+        program, params, counts = optimize(f.read(), g.read())
+    os.makedirs(out_dir, exist_ok=True)
+    for name, data in (("inference.pdmodel", program), ("inference.pdiparams", params)):
+        with open(os.path.join(out_dir, name), "wb") as f:
+            f.write(data)
+    return counts
+
+
 def main(argv=None):
     """python -m ocrslim.deploy MODEL_DIR OUT_DIR: write the rewritten model for Paddle Inference.
 
     For users who run Paddle Inference with their own code: bench.py and
-    eval.py --e2e apply the same rewrites in memory. The model dir is only read.
+    eval.py --e2e apply the same rewrites in memory, and run.py writes them
+    into save_dir/deploy. The model dir is only read.
     """
     import argparse
     from .errors import UserError
@@ -521,12 +537,8 @@ def main(argv=None):
     if missing:
         raise UserError(f"{missing[0]} not found: model_dir must hold inference.pdmodel and inference.pdiparams")
     check_save_dir(args.out_dir, [args.model_dir], args.overwrite)
-    with open(files[0], "rb") as f, open(files[1], "rb") as g:
-        program, params, counts = optimize(f.read(), g.read())
     staging = staging_dir(args.out_dir)
-    for name, data in (("inference.pdmodel", program), ("inference.pdiparams", params)):
-        with open(os.path.join(staging, name), "wb") as f:
-            f.write(data)
+    counts = write_model(args.model_dir, staging)
     publish(staging, args.out_dir)
     print(f"wrote {args.out_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return counts

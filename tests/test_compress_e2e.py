@@ -31,7 +31,15 @@ def _check_output(save_dir, kind, image_shape):
     out = exe.run(program, feed={feeds[0]: np.random.rand(1, *image_shape).astype("float32")}, fetch_list=fetches)
     assert np.isfinite(out[0]).all()
     report = json.load(open(os.path.join(save_dir, "report.json")))
-    assert set(report) >= {"baseline", "compressed", "size_mb", "seconds", "strategy"}
+    assert set(report) >= {"baseline", "compressed", "size_mb", "seconds", "strategy", "deploy_rewrites"}
+    # save_dir/deploy: the rewritten program; bench.py rewriting it again finds nothing left to do
+    from ocrslim import deploy
+    deploy_dir = os.path.join(save_dir, "deploy")
+    assert sorted(os.listdir(deploy_dir)) == ["inference.pdiparams", "inference.pdmodel"]
+    assert report["deploy_rewrites"]["fold_affine"] > 0, report["deploy_rewrites"]
+    with open(os.path.join(deploy_dir, "inference.pdmodel"), "rb") as f, \
+            open(os.path.join(deploy_dir, "inference.pdiparams"), "rb") as g:
+        assert set(deploy.optimize(f.read(), g.read())[2].values()) == {0}
     assert report["size_mb"]["compressed"] < report["size_mb"]["baseline"]
     return report
 
