@@ -8,7 +8,15 @@ at import: sklearn, lxml, scipy >= 1.14, pyclipper 1.4) crashes in
 inflateReset2. Calling each zlib entry point once here binds them to the
 system libz first.
 """
+import os as _os
 import zlib as _zlib
+
+# oneDNN keeps 1024 compiled kernels by default. FP32 and int8 det in one
+# process over the 12 demo input shapes need more: each call rebuilt its
+# kernels (FP32 det 70-90 ms instead of 35, int8 27-35 instead of 20). Read
+# by oneDNN at its first use, so it must be set before paddle runs anything;
+# the cache costs ~10 MB more. A value the user set is kept.
+_os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8192")
 
 
 def _bind_zlib():
