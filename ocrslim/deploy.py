@@ -184,6 +184,19 @@ class _Program:
 
 
 @contextlib.contextmanager
+def static_mode():
+    """Paddle's static graph mode inside the block, and the caller's mode restored after it."""
+    import paddle
+    dynamic = paddle.in_dynamic_mode()
+    paddle.enable_static()
+    try:
+        yield
+    finally:
+        if dynamic:
+            paddle.disable_static()
+
+
+@contextlib.contextmanager
 def _quiet_paddle_logger():
     """load_inference_model warns that loading from memory is deprecated; it still works in 2.6."""
     logger = logging.getLogger("paddle.static.io")
@@ -483,20 +496,13 @@ def optimize(program_bytes, params_bytes):
 
     Returns (program, params, counts): counts says what each rewrite did.
     """
-    import paddle
     program_bytes, observers = strip_observers(program_bytes, keep_int8_conv_inputs=True)
-    dynamic = paddle.in_dynamic_mode()
-    paddle.enable_static()
-    try:
+    with static_mode():
         p = _Program(program_bytes, params_bytes)
         counts = {"observers": observers, "fold_affine": fold_affine(p), "merge_affine": merge_affine(p),
-                  "deconv_pairs": deconv_pairs(p),
-                  "se_residual": se_residual(p),
+                  "deconv_pairs": deconv_pairs(p), "se_residual": se_residual(p),
                   "affine_into_pointwise": affine_into_pointwise(p)}
         program, params = p.serialize()
-    finally:
-        if dynamic:
-            paddle.disable_static()
     log.debug("deploy rewrites: %s", counts)
     return program, params, counts
 

@@ -203,10 +203,15 @@ def executor_quantizers(files):
     observer pairs, a per-channel bias add and a batch_norm (ops paddle2onnx may fold into the
     ONNX Conv), with the observer scale recorded on each tensor ("out", "bias", "batch_norm").
     """
+    from .deploy import static_mode
+    with static_mode():
+        return _executor_quantizers(files)
+
+
+def _executor_quantizers(files):
     import numpy as np
     import paddle
     model_dir, model_file, params_file = files
-    paddle.enable_static()
     scope = paddle.static.Scope()
     with paddle.static.scope_guard(scope), quiet_native_output():
         program, feeds, _ = paddle.static.load_inference_model(
