@@ -102,6 +102,11 @@ def strip_observers(program_bytes, keep_int8_conv_inputs=False):
     return desc.serialize_to_string(), pairs
 
 
+def qmax(op):
+    """The largest int code of a quantize_linear/dequantize_linear op: its Scale is the range that maps to it."""
+    return 2 ** (op.attr("bit_length") - 1) - 1
+
+
 def _int8_conv_input(op, name, producers):
     """True when `name` is the Input of a conv whose weights are quantized in the program."""
     if op.type() not in CONVS or op.input("Input") != [name]:
@@ -328,7 +333,7 @@ def _weight(p, conv):
     shape = [1] * codes.ndim
     if scale.size > 1:
         shape[dequant.attr("quant_axis")] = -1
-    return codes * scale.reshape(shape) / (2 ** (dequant.attr("bit_length") - 1) - 1)
+    return codes * scale.reshape(shape) / qmax(dequant)
 
 
 def _input_quantizer(p, name):
@@ -373,7 +378,7 @@ def affine_into_pointwise(p):
                for add in adds):
             continue
         if quant is not None:
-            step = p.value(quant.input("Scale")[0]).ravel()[0] / (2 ** (quant.attr("bit_length") - 1) - 1)
+            step = p.value(quant.input("Scale")[0]).ravel()[0] / qmax(quant)
             if abs(c) > MAX_SHIFT * step:
                 continue
             scale = quant.input("Scale")[0]

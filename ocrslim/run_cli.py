@@ -31,6 +31,8 @@ from .tasks import get_task
 log = logging.getLogger("ocrslim")
 
 ACT_SECTIONS = ("QuantAware", "Distillation", "TrainConfig")
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="run.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -50,20 +50,24 @@ def quiet_native_output():
             os.close(fd)
 
 
-def paddle_ops(model_path):
-    """[(op type, output names)] of a .pdmodel file, read without loading the weights."""
+def _program_desc(model_path):
+    """The ProgramDesc of a .pdmodel file, read without loading the weights. Op and var
+    handles die with it: copy out what is needed while it is referenced."""
     from paddle.base import core
     with open(model_path, "rb") as f:
-        desc = core.ProgramDesc(f.read())
-    block = desc.block(0)  # op handles die with desc: copy out what we need here
+        return core.ProgramDesc(f.read())
+
+
+def paddle_ops(model_path):
+    """[(op type, output names)] of a .pdmodel file."""
+    desc = _program_desc(model_path)
+    block = desc.block(0)
     return [(op.type(), op.output_arg_names()) for op in (block.op(i) for i in range(block.op_size()))]
 
 
 def paddle_input_shape(model_path):
     """The shape of the program's first feed variable (-1 where dynamic)."""
-    from paddle.base import core
-    with open(model_path, "rb") as f:
-        desc = core.ProgramDesc(f.read())
+    desc = _program_desc(model_path)
     block = desc.block(0)
     for op in (block.op(i) for i in range(block.op_size())):
         if op.type() == "feed":
@@ -105,7 +109,8 @@ def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=N
     config = inference.Config(model_path, os.path.join(model_dir, params_file))
     if quantized:
         # what ACT saved is a training-shaped program: deploy.optimize makes it
-        # the one oneDNN runs fast, with the same function (see deploy.py)
+        # the one oneDNN runs fast, with the same function up to int8 rounding
+        # (see deploy.py)
         from .deploy import optimize
         with open(model_path, "rb") as f, open(os.path.join(model_dir, params_file), "rb") as g:
             program, params, _ = optimize(f.read(), g.read())
@@ -211,6 +216,7 @@ def executor_quantizers(files):
 def _executor_quantizers(files):
     import numpy as np
     import paddle
+    from .deploy import qmax
     model_dir, model_file, params_file = files
     scope = paddle.static.Scope()
     with paddle.static.scope_guard(scope), quiet_native_output():
@@ -228,7 +234,7 @@ def _executor_quantizers(files):
     def observer_scale(name):
         for r in readers.get(name, []):
             if _is_observer(r):
-                return float(value(r.input("Scale")[0]).ravel()[0]) / ((1 << (r.attr("bit_length") - 1)) - 1)
+                return float(value(r.input("Scale")[0]).ravel()[0]) / qmax(r)
         return None
 
     def float_readers(name):  # readers of a tensor, looking through its observer pair
@@ -252,7 +258,7 @@ def _executor_quantizers(files):
             q = producer.get(dq.input("X")[0])
             if q is not None and _is_observer(q):
                 continue
-            scale = value(dq.input("Scale")[0]).astype(np.float64) / ((1 << (dq.attr("bit_length") - 1)) - 1)
+            scale = value(dq.input("Scale")[0]).astype(np.float64) / qmax(dq)
             if q is not None and q.type == "quantize_linear":
                 inputs[idx] = ("act", float(scale.ravel()[0]))
                 reads_feed |= q.input("X")[0] in feeds
