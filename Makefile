@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11):
-#   make test   create .venv, install requirements.txt, run the test suite
+#   make test   create .venv, install requirements.txt, run the test suite (make test-fast: no ACT run)
 #   make demo   create .venv, generate the demo data, compress the bundled PP-OCRv4 mobile
 #               det and rec models to int8 on the CPU (output/demo/det, output/demo/rec)
 PYTHON ?= python3
@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DATA := ocr_data/demo
 
-.PHONY: setup data demo bench test clean
+.PHONY: setup data demo bench test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -48,7 +48,12 @@ bench: setup data
 		output/demo/e2e_*.json
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m ocrslim.cpu
+	$(PY) -m pytest -q --durations=15 tests
+
+# the edit loop: every test but the ACT runs and what needs their models (under 2 min)
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" tests
 
 clean:
 	rm -rf output $(DEMO_DATA)

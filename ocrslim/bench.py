@@ -27,7 +27,7 @@ from tqdm import tqdm
 from . import config as cfg
 from . import model as mdl
 from . import peer as peer_mod
-from . import runtime
+from . import backends, cpu, runtime
 from .data import stack_images
 from .errors import UserError
 from .eval_cli import prepare
@@ -44,8 +44,9 @@ def parse_args(argv):
     p.add_argument("-c", "--config", required=True, help="YAML config (see configs/); its Eval set is used")
     p.add_argument("--model_dir", action="append", default=[],
                    help="model folder (repeat for several; default: Global.model_dir)")
-    p.add_argument("--backend", nargs="+", choices=runtime.BACKENDS, default=["paddle"],
-                   help="runtimes to run every model with (onnxruntime: exported with paddle2onnx)")
+    p.add_argument("--backend", nargs="+", choices=backends.CHOICES, default=["auto"],
+                   help="runtimes to run every model with (default auto: the one measured fastest at kept "
+                        "accuracy for the model on this CPU kind; onnxruntime: exported with paddle2onnx)")
     p.add_argument("--peer", action="store_true",
                    help="also quantize the first (FP32) model with onnxruntime quantize_static and bench it")
     p.add_argument("--devices", choices=["cpu", "gpu"], help="overrides Global.devices")
@@ -85,7 +86,7 @@ def model_label(files):
 def build_candidates(config, opts, task_cls, work_dir, shapes):
     """Predictors for every model dir x backend (+ the peer), in bench order."""
     g = config["Global"]
-    out = []
+    out, skipped = [], []
     first_fp32 = None
     for model_dir in opts.model_dirs:
         files = mdl.model_files(dict(g, model_dir=cfg.resolve_path(model_dir)))
@@ -93,17 +94,30 @@ def build_candidates(config, opts, task_cls, work_dir, shapes):
         short = opts.names.get(model_dir, cfg.display_path(model_dir))
         if precision == "FP32" and first_fp32 is None:
             first_fp32 = (files, short)
-        for backend in opts.backends:
-            predict, info = runtime.predictor(files, backend, work_dir, str(len(out)), g["devices"],
-                                              opts.threads, opts.precision, shapes)
-            out.append(Candidate(f"{short} [{backend}]", f"{precision} {strategy}",
+        for backend in _unique(opts.backends, files, task_cls.name, g["devices"]):
+            try:
+                predict, info = backends.predictor(files, backend, task_cls.name, work_dir, str(len(out)),
+                                                   g["devices"], opts.threads, opts.precision, shapes)
+            except backends.NotOffered as err:
+                log.warning("%s: skipped, %s", short, err)
+                skipped.append({"name": f"{short} [{backend}]", "reason": str(err)})
+                continue
+            out.append(Candidate(f"{short} [{info['backend']}]", f"{precision} {strategy}",
                                  opts.names.get(model_dir, files[0]), info["size_mb"], predict, info,
                                  task_cls(config)))
     if opts.peer:
         if first_fp32 is None:
             raise UserError("--peer quantizes an FP32 model with onnxruntime: pass an FP32 --model_dir")
         out.append(make_peer(config, task_cls, *first_fp32, work_dir, opts.threads))
-    return out
+    return out, skipped
+
+
+def _unique(names, files, task, devices):
+    """The backends asked for, with auto resolved, each once (--backend auto paddle: paddle once)."""
+    quantized = runtime.paddle_is_quantized(os.path.join(files[0], files[1]))
+    resolved = [backends.choose(task, "int8" if quantized else "fp32", devices)[0] if n == "auto" else n
+                for n in names]
+    return [n for i, n in enumerate(names) if resolved[i] not in resolved[:i]]
 
 
 def make_peer(config, task_cls, files, short, work_dir, threads):
@@ -227,16 +241,23 @@ def results(candidates, task_cls):
     return rows, (fastest["name"] if fastest else None)
 
 
-def print_table(rows, task_cls, fastest, threads):
+def print_table(out, task_cls):
+    """The bench table of bench()'s result, with the CPU, the auto choices and what was not offered."""
+    rows, fastest, threads = out["models"], out["fastest_fp32"], out["threads"]
     key = task_cls.main_indicator
     lines = [[r["name"], f"{r['precision']} {r['engine']}", f"{r['metrics'][key]:.4f}",
               f"{r['latency_ms']['median']:.1f}", f"{r['latency_ms']['p90']:.1f}", f"{r['images_per_s']:.1f}",
               f"{r['speedup']:.2f}x" if r["speedup"] else "", f"{r['size_mb']:.2f}",
               f"{r['size_ratio']:.0%}" if r["size_ratio"] else ""] for r in rows]
     title = (f"{task_cls.name}: latency per image at batch 1, {threads} thread(s); speed-up vs the fastest FP32 "
-             f"({fastest}); size vs the FP32 Paddle model")
-    return table(["model", "precision", key, "median ms", "p90 ms", "img/s", "speed-up", "MB", "size"],
+             f"({fastest}); size vs the FP32 Paddle model\nCPU: {cpu.line(out.get('cpu'))}")
+    notes = [f"{r['name']}: auto chose {r['backend']}: {r['choice']}" for r in rows
+             if r.get("choice", "asked for") != "asked for"]
+    notes += [f"{s['name']}: not run: {s['reason']}" for s in out.get("not_offered", [])]
+    text = table(["model", "precision", key, "median ms", "p90 ms", "img/s", "speed-up", "MB", "size"],
                  lines, title=title)
+    return "\n".join([text] + notes)
+
 
 
 def check_report_dir(report_dir, model_dirs, overwrite):
@@ -255,7 +276,7 @@ def check_report_dir(report_dir, model_dirs, overwrite):
 class Options:
     """What to bench and how (the CLI flags, also filled in by run.py)."""
 
-    def __init__(self, model_dirs, backends=("paddle",), peer=False, threads=2, repeat=1,
+    def __init__(self, model_dirs, backends=("auto",), peer=False, threads=2, repeat=1,
                  precision="fp32", max_images=None, names=None):
         self.model_dirs, self.backends, self.peer = list(model_dirs), list(backends), peer
         self.threads, self.repeat, self.precision, self.max_images = threads, repeat, precision, max_images
@@ -270,18 +291,22 @@ def bench(config, opts, progress=True):
     indices = list(range(len(samples)))[: opts.max_images or None]
     shapes = input_shapes(samples, indices) if config["Global"]["devices"] == "gpu" else None
     with tempfile.TemporaryDirectory(prefix="ocrslim-bench-") as work_dir:
-        candidates = build_candidates(config, opts, task_cls, work_dir, shapes)
+        candidates, not_offered = build_candidates(config, opts, task_cls, work_dir, shapes)
         log.info("benchmarking %d model(s) on %d images, %d thread(s)", len(candidates), len(indices), opts.threads)
         skipped = run_bench(candidates, samples, indices, opts.repeat, progress)
     rows, fastest = results(candidates, task_cls)
     return {"model_type": task_cls.name, "main_indicator": task_cls.main_indicator, "threads": opts.threads,
-            "devices": config["Global"]["devices"], "images": len(indices) - skipped, "repeat": opts.repeat,
-            "fastest_fp32": fastest, "models": rows}
+            "devices": config["Global"]["devices"], "cpu": cpu.summary(), "images": len(indices) - skipped,
+            "repeat": opts.repeat, "fastest_fp32": fastest, "models": rows, "not_offered": not_offered}
 
 
 def main(argv=None):
     args = parse_args(argv)
     setup_logging()
+    if os.environ.get("OCRSLIM_BENCH_ABORT"):
+        # test hook: a benchmark that dies in native code, as Paddle 2.6.2 did with SIGILL
+        # on AVX2 CPUs; run.py must keep the model it published before step 5
+        os.abort()
     config = cfg.load_config(args.config, args.opt, defaults=cfg.COMPRESS_DEFAULTS)
     if args.devices:
         config["Global"]["devices"] = args.devices
@@ -290,7 +315,7 @@ def main(argv=None):
         check_report_dir(args.report, [cfg.resolve_path(d) for d in model_dirs], args.overwrite)
     opts = Options(model_dirs, args.backend, args.peer, args.threads, args.repeat, args.precision, args.max_images)
     out = bench(config, opts, progress=not args.quiet)
-    print(print_table(out["models"], get_task(config), out["fastest_fp32"], args.threads))
+    print(print_table(out, get_task(config)))
     if args.json:
         write_json(args.json, out)
         log.info("wrote %s", args.json)
@@ -299,3 +324,8 @@ def main(argv=None):
         write_report(args.report, [out])
         log.info("wrote %s", os.path.join(args.report, "report.md"))
     return out
+
+
+if __name__ == "__main__":
+    from .errors import run_cli
+    run_cli(main)

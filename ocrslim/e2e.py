@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import model as mdl
-from . import runtime
+from . import backends, cpu
 from .data import import_ppocr, read_labels
 from .metrics import geometry_iou, is_ignored_pred, det_scores, normalize_text, to_geometry
 from .tasks import DetTask, RecTask
@@ -236,7 +236,7 @@ def evaluate_e2e(pipeline, items, metric, progress=True, warmup=WARMUP_IMAGES):
     return {"metrics": metric.result(), "images": len(times), "skipped": skipped, "latency_ms": latency}
 
 
-def run_e2e(det_config, rec_config, backend="paddle", devices="cpu", threads=2, progress=True):
+def run_e2e(det_config, rec_config, backend="auto", devices="cpu", threads=2, progress=True):
     """Evaluate the det+rec pair of the two configs; returns the result dict for --json."""
     det_files = mdl.model_files(det_config["Global"])
     rec_files = mdl.model_files(rec_config["Global"])
@@ -246,10 +246,10 @@ def run_e2e(det_config, rec_config, backend="paddle", devices="cpu", threads=2, 
     metric = E2EMetric(ignore_space=m.get("ignore_space", True), filter_text=m.get("filter_text", False))
     # ONNX exports live only as long as the run
     with tempfile.TemporaryDirectory(prefix="ocrslim-e2e-") as tmp_dir:
-        det_predict, det_info = runtime.predictor(det_files, backend, tmp_dir, "det", devices, threads)
-        rec_predict, rec_info = runtime.predictor(rec_files, backend, tmp_dir, "rec", devices, threads)
+        det_predict, det_info = backends.predictor(det_files, backend, "det", tmp_dir, "det", devices, threads)
+        rec_predict, rec_info = backends.predictor(rec_files, backend, "rec", tmp_dir, "rec", devices, threads)
         pipeline = Pipeline(det_config, rec_config, det_predict, rec_predict)
         pipeline.check_models()
         result = evaluate_e2e(pipeline, items, metric, progress=progress)
     return {"det_model_dir": det_files[0], "rec_model_dir": rec_files[0], **result,
-            "backend": {"det": det_info, "rec": rec_info}}
+            "backend": {"det": det_info, "rec": rec_info}, "cpu": cpu.summary()}

@@ -16,7 +16,7 @@ import logging
 
 from . import config as cfg
 from . import model as mdl
-from . import runtime
+from . import backends, cpu
 from .data import build_samples
 from .e2e import run_e2e
 from .errors import UserError
@@ -42,7 +42,9 @@ def parse_args(argv):
     e2e.add_argument("--e2e", action="store_true", help="evaluate det -c CONFIG and rec --rec_config together")
     e2e.add_argument("--rec_config", help="rec YAML config (--e2e)")
     e2e.add_argument("--rec_model_dir", help="rec inference model folder; overrides its Global.model_dir (--e2e)")
-    e2e.add_argument("--backend", choices=runtime.BACKENDS, help="deployment runtime (--e2e; default paddle)")
+    e2e.add_argument("--backend", choices=backends.CHOICES,
+                     help="deployment runtime (--e2e; default auto: per model, the one measured fastest at kept "
+                          "accuracy on this CPU kind)")
     e2e.add_argument("--threads", type=int, help="CPU threads per model (--e2e; default 2)")
     args = p.parse_args(argv)
     e2e_only = [f"--{name}" for name in ("rec_config", "rec_model_dir", "backend", "threads")
@@ -88,16 +90,20 @@ def main_e2e(args):
                             f"{want} config there (-c DET_CONFIG --rec_config REC_CONFIG)")
     cfg.require(det_config, *DetTask.required)
     cfg.require(rec_config, "Eval.dataset.transforms", "Global.character_dict_path")
-    out = run_e2e(det_config, rec_config, backend=args.backend or "paddle",
+    out = run_e2e(det_config, rec_config, backend=args.backend or "auto",
                   devices=args.devices or det_config["Global"]["devices"],
                   threads=args.threads or 2, progress=not args.quiet)
     rows = [[k, f"{v:.4f}" if isinstance(v, float) else v] for k, v in out["metrics"].items()]
     rows += [["images", out["images"]], ["skipped", out["skipped"]],
              ["ms/image (median)", out["latency_ms"]["median"]], ["ms/image (mean)", out["latency_ms"]["mean"]]]
     info = out["backend"]
-    title = (f"e2e {out['det_model_dir']} ({info['det']['precision']}) + {out['rec_model_dir']} "
-             f"({info['rec']['precision']}), {info['det']['backend']} {info['det']['engine']}")
+    title = (f"e2e {out['det_model_dir']} ({info['det']['precision']}, {info['det']['backend']} "
+             f"{info['det']['engine']}) + {out['rec_model_dir']} ({info['rec']['precision']}, "
+             f"{info['rec']['backend']} {info['rec']['engine']})\nCPU: {cpu.line(out['cpu'])}")
     print(table(["metric", "value"], rows, title=title))
+    for task in ("det", "rec"):
+        if info[task]["choice"] != "asked for":
+            print(f"{task}: auto chose {info[task]['backend']}: {info[task]['choice']}")
     if args.json:
         write_json(args.json, out)
         log.info("wrote %s", args.json)

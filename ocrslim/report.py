@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 
+from . import cpu
 from .config import display_path
 from .errors import UserError
 from .outputs import write_json, write_text
@@ -22,14 +23,21 @@ def e2e_table(runs):
     if not runs:
         return []
     lines = ["### Whole pipeline (det -> crop -> rec), eval.py --e2e", "",
+             f"CPU: {cpu.line(runs[0].get('cpu'))}", "",
              "| det model | rec model | precision | P | R | F | time per image median / mean (ms) |",
              "|---|---|---|---|---|---|---|"]
     for r in runs:
         m, b = r["metrics"], r["backend"]
         lines.append(f"| {display_path(r['det_model_dir'])} | {display_path(r['rec_model_dir'])} | {b['det']['precision']} + "
-                     f"{b['rec']['precision']} ({b['det']['backend']}) | {m['precision']:.4f} | {m['recall']:.4f} | "
+                     f"{b['rec']['precision']} ({_backends(b)}) | {m['precision']:.4f} | {m['recall']:.4f} | "
                      f"{m['hmean']:.4f} | {r['latency_ms']['median']:.1f} / {r['latency_ms']['mean']:.1f} |")
     return lines + [""]
+
+
+def _backends(b):
+    if b["det"]["backend"] == b["rec"]["backend"]:
+        return b["det"]["backend"]
+    return f"det {b['det']['backend']}, rec {b['rec']['backend']}"
 
 
 def markdown(benches, e2e_runs=()):
@@ -38,7 +46,7 @@ def markdown(benches, e2e_runs=()):
         key = b["main_indicator"]
         lines += [f"### {b['model_type']}: {key} on {b['images']} eval images; latency per image at batch 1, "
                   f"{b['threads']} thread(s), {b['devices']}",
-                  "",
+                  "", f"CPU: {cpu.line(b.get('cpu'))}", "",
                   f"| model | strategy | runtime | {key} | latency median / p90 (ms) | speed-up | size (MB) | "
                   "compression |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -49,6 +57,10 @@ def markdown(benches, e2e_runs=()):
                          f"{_fmt(r['speedup'], '{:.2f}x')} | {r['size_mb']:.2f} | {_fmt(r['size_ratio'], '{:.0%}')} |")
         lines += ["", f"Speed-up is against the fastest FP32 runtime ({b['fastest_fp32']}); "
                   "compression is size on disk against the FP32 Paddle model.", ""]
+        lines += [f"- {r['name']}: auto chose {r['backend']}: {r['choice']}" for r in b["models"]
+                  if r.get("choice", "asked for") != "asked for"]
+        lines += [f"- {s['name']}: not run: {s['reason']}" for s in b.get("not_offered", [])]
+        lines += [""] if lines[-1] != "" else []
     lines += pair_sizes(benches)
     lines += e2e_table(list(e2e_runs))
     return "\n".join(lines)

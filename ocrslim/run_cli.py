@@ -11,6 +11,7 @@ usage:
 import argparse
 import functools
 import inspect
+import json
 import logging
 import os
 import shutil
@@ -19,14 +20,13 @@ import time
 
 from . import compress as cmp
 from . import config as cfg
-from . import deploy
+from . import cpu, deploy
 from . import model as mdl
-from .errors import UserError
+from .errors import StepFailed, UserError
 from .eval_cli import prepare
 from .evaluate import evaluate
 from .logs import setup_logging, table
 from .outputs import check_save_dir, publish, staging_dir, write_json
-from .tasks import get_task
 
 log = logging.getLogger("ocrslim")
 
@@ -198,29 +198,52 @@ def _finish(args, config, task_cls, samples, staging, baseline, strategy, times,
     # code; the files above stay as ACT saved them (executor eval, ONNX export)
     report["deploy_rewrites"] = deploy.write_model(staging, os.path.join(staging, "deploy"))
     # written before step 5 too: bench labels a model with a report.json as ours
+    report["cpu"] = cpu.summary()
     write_json(os.path.join(staging, "report.json"), report)
     print(summary(task_cls, baseline, compressed, sizes, seconds))
-    if not args.no_bench:
-        report["bench"] = deploy_report(args, config, model_dir, staging, progress)
-        write_json(os.path.join(staging, "report.json"), report)
+    # published before step 5: a benchmark that crashes can never cost the finished model
     publish(staging, args.save_dir)
     log.info("wrote %s", args.save_dir)
+    if not args.no_bench:
+        report["bench"] = deploy_report(args, config)
+        write_json(os.path.join(args.save_dir, "report.json"), report)
     return report
 
 
-def deploy_report(args, config, model_dir, staging, progress):
-    """Step 5: FP32 vs our int8 vs the onnxruntime peer with the deployment runtimes;
-    report.md, report.png and bench.json go next to the model."""
-    from . import bench
-    from .report import write_report
-    log.info("[5/5] deployment benchmark (Paddle Inference, onnxruntime, onnxruntime PTQ peer)")
+def bench_command(args, config):
+    """Step 5 as a bench.py command line: FP32 vs our int8 vs the onnxruntime peer, each on
+    the runtime `auto` picks for this CPU; report.md, report.png and bench.json into save_dir."""
     on_cpu = config["Global"]["devices"] == "cpu"
-    # onnxruntime's GPU build is not a dependency: on GPU only Paddle Inference (TensorRT) runs
-    opts = bench.Options([model_dir, staging], ["paddle", "onnxruntime"] if on_cpu else ["paddle"],
-                         peer=on_cpu, threads=args.threads,
-                         names={model_dir: config["Global"]["model_dir"], staging: args.save_dir})
-    out = bench.bench(config, opts, progress=progress)
-    print(bench.print_table(out["models"], get_task(config), out["fastest_fp32"], args.threads))
-    write_report(staging, [out])
-    return {"fastest_fp32": out["fastest_fp32"],
-            "models": [{k: r[k] for k in ("name", "precision", "latency_ms", "speedup", "size_mb")} for r in out["models"]]}
+    cmd = ["bench.py", "-c", args.config, "--model_dir", config["Global"]["model_dir"],
+           "--model_dir", args.save_dir, "--backend", "auto", "--threads", str(args.threads),
+           "--devices", config["Global"]["devices"], "--report", args.save_dir, "--overwrite"]
+    # onnxruntime's GPU build is not a dependency: on GPU there is no peer
+    cmd += ["--peer"] if on_cpu else []
+    cmd += ["-o", *args.opt] if args.opt else []
+    return cmd + (["--quiet"] if args.quiet else [])
+
+
+def deploy_report(args, config):
+    """Step 5 in a child process: a runtime that crashes (SIGILL in a native kernel, say)
+    takes down the child only; the published model stays, and run.py says how to retry."""
+    import shlex
+    import signal
+    import subprocess
+    import sys
+    log.info("[5/5] deployment benchmark in a child process (FP32, ours, onnxruntime PTQ peer)")
+    cmd = bench_command(args, config)
+    # the package's own entry point, found from any cwd, so the child runs this same code
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-m", "ocrslim.bench", *cmd[1:]], env=env)
+    if proc.returncode != 0:
+        how = (f"died with {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
+               else f"failed with exit code {proc.returncode}")
+        raise StepFailed(f"step 5 (deployment benchmark) {how}; the compressed model in {args.save_dir} is "
+                         f"complete. Retry the benchmark with: python {shlex.join(cmd)}")
+    with open(os.path.join(args.save_dir, "bench.json"), encoding="utf-8") as f:
+        out = json.load(f)
+    return {"fastest_fp32": out["fastest_fp32"], "cpu": out.get("cpu"),
+            "models": [{k: r.get(k) for k in ("name", "backend", "precision", "latency_ms", "speedup", "size_mb",
+                                              "choice")} for r in out["models"]],
+            "not_offered": out.get("not_offered", [])}

@@ -14,11 +14,9 @@ import os
 import sys
 
 from .errors import UserError
-from .model import model_size_mb
 
 log = logging.getLogger("ocrslim")
 
-BACKENDS = ("paddle", "onnxruntime")
 # oneDNN int8 kernels only for the ops that carry quantize/dequantize pairs in our
 # models, plus concat and nearest_interp_v2: Paddle gives those their consumer
 # conv's input scale, which is exact (they only copy values) and lets the DB
@@ -93,13 +91,15 @@ def _gpu_id():
     return int(os.environ.get("FLAGS_selected_gpus", "0").split(",")[0])
 
 
-def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=None):
+def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=None, delete_passes=None):
     """Paddle Inference predictor for model files (model_dir, model_file, params_file).
 
     CPU: oneDNN; a quantized model runs oneDNN int8 kernels for its convs.
     GPU: TensorRT when paddle was built with it (precision fp32/fp16, int8 for
     quantized models), else plain CUDA kernels. `shapes` (min, opt, max input
-    shapes) sets TensorRT's dynamic shape range.
+    shapes) sets TensorRT's dynamic shape range. `delete_passes`: analysis passes
+    to skip; None: this CPU's (backends.PaddleBackend.cpu_settings: without them
+    Paddle 2.6.2 dies with SIGILL on AVX2 CPUs).
     Returns (predict, info).
     """
     from paddle import inference
@@ -131,6 +131,11 @@ def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=N
         # rebuilt on most calls (FP32 det: 35 ms on some images, 75 on others)
         config.set_mkldnn_cache_capacity(ONEDNN_SHAPE_CACHE)
         config.set_cpu_math_library_num_threads(threads)
+        if delete_passes is None:
+            from .backends import PaddleBackend
+            delete_passes = PaddleBackend.cpu_settings()["delete_passes"]
+        for name in delete_passes:
+            config.delete_pass(name)
         if quantized:
             config.enable_mkldnn_int8(MKLDNN_INT8_OPS)
         info = {"backend": "paddle", "engine": "oneDNN", "precision": "int8" if quantized else "fp32"}
@@ -354,19 +359,3 @@ def onnx_predictor(onnx_path, devices="cpu", threads=2):
     info = {"backend": "onnxruntime", "engine": providers[0].replace("ExecutionProvider", ""),
             "precision": "int8" if onnx_is_quantized(onnx_path) else "fp32"}
     return predict, {**info, "device": devices, "threads": threads}
-
-
-def predictor(files, backend, work_dir, name, devices="cpu", threads=2, precision="fp32", shapes=None):
-    """A predictor for Paddle model files on `backend`; returns (predict, info).
-
-    onnxruntime runs the ONNX model made by onnx_model in work_dir (name: its
-    file stem there). info carries size_mb, the size on disk of what runs.
-    """
-    if backend == "onnxruntime":
-        path = onnx_model(files, work_dir, name)
-        predict, info = onnx_predictor(path, devices, threads)
-        size_mb = os.path.getsize(path) / 2 ** 20
-    else:
-        predict, info = paddle_predictor(files, devices, threads, precision, shapes)
-        size_mb = model_size_mb(*files)
-    return predict, {**info, "size_mb": size_mb}

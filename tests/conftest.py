@@ -35,14 +35,23 @@ def compressed_det(tiny_data, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def compressed_rec(tiny_data, tmp_path_factory):
-    """run.py on rec with a few steps, without the bench step; (save_dir, report)."""
+    """run.py on rec with a few steps, whose step 5 child is made to abort (OCRSLIM_BENCH_ABORT):
+    (save_dir, report.json as published, the error run.py raised)."""
+    import json
     from helpers import data_overrides
+    from ocrslim.errors import StepFailed
     from ocrslim.run_cli import main
     save = str(tmp_path_factory.mktemp("int8") / "rec")
-    report = main(["-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", save, "--quiet", "--no_bench", "-o",
-                   *data_overrides(tiny_data, "rec"), "Train.loader.batch_size_per_card=8",
-                   "Calibration.batch_nums=2", "TrainConfig.train_iter=3", "TrainConfig.eval_iter=3"])
-    return save, report
+    os.environ["OCRSLIM_BENCH_ABORT"] = "1"
+    try:
+        with pytest.raises(StepFailed) as err:
+            main(["-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", save, "--quiet", "-o",
+                  *data_overrides(tiny_data, "rec"), "Train.loader.batch_size_per_card=8",
+                  "Calibration.batch_nums=2", "TrainConfig.train_iter=3", "TrainConfig.eval_iter=3"])
+    finally:
+        del os.environ["OCRSLIM_BENCH_ABORT"]
+    with open(os.path.join(save, "report.json"), encoding="utf-8") as f:
+        return save, json.load(f), str(err.value)
 
 
 def pytest_configure(config):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import data_args, make_det_set, make_rec_set, snapshot
-from ocrslim import bench, deploy, runtime
+from ocrslim import backends, bench, cpu, deploy, runtime
 from ocrslim.config import resolve_path
 from ocrslim.eval_cli import main as eval_main
 from ocrslim.report import markdown, write_report
@@ -120,19 +120,33 @@ def test_int8_det_bench_matches_eval(compressed_det, tiny_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_int8_rec_in_paddle_inference_matches_the_executor(compressed_rec, tiny_data, tmp_path):
+def test_observers_are_stripped_for_paddle_inference(compressed_rec):
     """Observer Q/DQ pairs are stripped before Paddle Inference sees the model; with them,
     oneDNN also quantized the layers the recipe keeps in float (demo rec: 0.767 -> 0.700)."""
-    model = compressed_rec[0]
-    with open(os.path.join(model, "inference.pdmodel"), "rb") as f:
+    with open(os.path.join(compressed_rec[0], "inference.pdmodel"), "rb") as f:
         saved = f.read()
     program, removed = deploy.strip_observers(saved)
     assert removed > 100 and program.count(b"only_observer") < saved.count(b"only_observer")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["paddle", "onnxruntime"])
+def test_int8_rec_as_deployed_matches_the_executor(compressed_rec, tiny_data, tmp_path, backend):
+    """Each runtime we ship on this CPU keeps the executor's (fake-quant) accuracy within one crop
+    of the 40; one that was measured to lose it on this CPU kind is not run, and says why.
+    (On the AVX2 CPU, oneDNN int8 rec gave 0.750 against the executor's 0.825 here.)"""
+    model = compressed_rec[0]
     root = f"{tiny_data}/rec"
     args = data_args(root, f"{root}/eval.txt")
-    result = _bench(["-c", REC, "--model_dir", model, *args], tmp_path)
+    result = _bench(["-c", REC, "--model_dir", model, "--backend", backend, *args], tmp_path)
+    why = backends.not_offered("rec", "int8", backend)
+    if why:
+        assert result["models"] == [] and why in result["not_offered"][0]["reason"]
+        return
+    assert result["models"][0]["backend"] == backend and result["cpu"]["kind"] == cpu.kind()
     expected = eval_main(["-c", REC, "--quiet", "--model_dir", model, *args])["metrics"]["acc"]
-    assert abs(result["models"][0]["metrics"]["acc"] - expected) <= 1 / 40 + 1e-9, (result["models"][0], expected)
+    got = result["models"][0]["metrics"]["acc"]
+    assert got >= expected - 1 / 40 - 1e-9, (cpu.describe(), backend, got, expected)
 
 
 @pytest.mark.slow

@@ -52,15 +52,26 @@ def test_compress_det(compressed_det):
     assert int8 >= fp32 - BOUND["det"], (fp32, int8)
     # step 5: the deployment report sits next to the model
     assert {"report.md", "report.png", "bench.json"} <= set(os.listdir(save))
-    names = [m["name"] for m in report["bench"]["models"]]
-    assert len(names) == 5 and names[-1].endswith("[onnxruntime PTQ]"), names
-    assert save in names[2], "the report names the published folder, not the staging one"
+    # step 5 ran FP32 and ours on the runtime auto picks for this CPU, and the peer
+    models = report["bench"]["models"]
+    names = [m["name"] for m in models]
+    assert len(names) == 3 and names[-1].endswith("[onnxruntime PTQ]"), names
+    assert save in names[1], "the report names the published folder, not the staging one"
+    assert all(m["choice"].startswith("measured on") or "never measured" in m["choice"] for m in models[:2])
+    # every report names the CPU it was measured on
+    from ocrslim import cpu
+    assert report["cpu"]["kind"] == report["bench"]["cpu"]["kind"] == cpu.kind()
+    assert f"CPU: {cpu.line(cpu.summary())}" in open(os.path.join(save, "report.md")).read()
 
 
-def test_compress_rec(compressed_rec):
-    save, report = compressed_rec
+def test_compress_rec_keeps_the_model_when_the_benchmark_crashes(compressed_rec):
+    """The fixture's step 5 child aborts (OCRSLIM_BENCH_ABORT): run.py raised, and save_dir is complete."""
+    save, report, error = compressed_rec
     _check_output(save, "rec", (3, 48, 320))
-    assert "report.md" not in os.listdir(save) and "bench" not in report  # --no_bench
+    assert "died with SIGABRT" in error and f"the compressed model in {save} is complete" in error
+    assert "Retry the benchmark with: python bench.py -c configs/ppocrv4/rec_mobile.yaml" in error
+    assert "report.md" not in os.listdir(save) and "bench" not in report
+    assert not [p for p in os.listdir(os.path.dirname(save)) if ".partial" in p]
     fp32, int8 = report["baseline"]["acc"], report["compressed"]["acc"]
     assert fp32 > 0.3
     assert int8 >= fp32 - BOUND["rec"], (fp32, int8)

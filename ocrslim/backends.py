@@ -1,0 +1,134 @@
+"""The deployment runtimes, as a registry keyed by name, and what differs per CPU kind.
+
+bench.py, eval.py --e2e and run.py's step 5 get their predictors here. The
+backend `auto` picks, for a model's task (det/rec) and precision (fp32/int8)
+on this CPU's kind (cpu.kind()), the runtime that was measured fastest at
+kept accuracy (CHOICE). A runtime that was measured to lose accuracy on a
+CPU kind is not offered there (NOT_OFFERED); a kind never measured gets
+SAFE, the runtime that kept accuracy on every kind measured.
+"""
+import logging
+import os
+
+from . import cpu
+from . import runtime
+from .errors import UserError
+from .model import model_size_mb
+
+log = logging.getLogger("ocrslim")
+
+
+class PaddleBackend:
+    """Paddle Inference: oneDNN (int8 kernels for quantized models) on CPU, TensorRT on GPU."""
+    name = "paddle"
+
+    @staticmethod
+    def cpu_settings():
+        """Paddle Inference settings for this CPU (also written into save_dir/deploy/settings.json)."""
+        delete = []
+        # self_attention_fuse_pass makes the SVTR attention one self_dp_attention op whose
+        # kernel Paddle 2.6.2 builds for AVX-512 only: SIGILL on the first run() of PP-OCRv4
+        # rec on an AVX2 CPU. Without the pass the attention runs as separate matmul/softmax ops.
+        if not all(cpu.has(f) for f in ("avx512f", "avx512bw", "avx512vl")):
+            delete.append("self_attention_fuse_pass")
+        return {"delete_passes": delete}
+
+    def predictor(self, files, work_dir, name, devices, threads, precision, shapes):
+        settings = self.cpu_settings() if devices == "cpu" else {}
+        predict, info = runtime.paddle_predictor(files, devices, threads, precision, shapes,
+                                                 delete_passes=settings.get("delete_passes", []))
+        return predict, {**info, "size_mb": model_size_mb(*files), "settings": settings}
+
+
+class OnnxBackend:
+    """onnxruntime on the paddle2onnx export (int8: rewritten by fastpath)."""
+    name = "onnxruntime"
+
+    @staticmethod
+    def cpu_settings():
+        return {}
+
+    def predictor(self, files, work_dir, name, devices, threads, precision, shapes):
+        path = runtime.onnx_model(files, work_dir, name)
+        predict, info = runtime.onnx_predictor(path, devices, threads)
+        return predict, {**info, "size_mb": os.path.getsize(path) / 2 ** 20, "settings": self.cpu_settings()}
+
+
+BACKENDS = {b.name: b for b in (PaddleBackend(), OnnxBackend())}
+CHOICES = ("auto",) + tuple(BACKENDS)
+
+# Measured fastest at kept accuracy: (measured CPU kind, task, precision) -> (backend, why).
+# Figures: README "Results per CPU kind"; 2 threads, demo eval sets.
+CHOICE = {
+    ("avx512_vnni", "det", "int8"): ("paddle", "oneDNN int8 1.51-1.85x the fastest FP32 in 7 bench runs, "
+                                               "hmean at the executor's; onnxruntime int8 0.99x"),
+    ("avx512_vnni", "rec", "int8"): ("onnxruntime", "onnxruntime int8 1.10-1.40x, Paddle int8 1.00-1.28x "
+                                                    "in 2 bench runs, both at the executor's accuracy"),
+    ("avx512_vnni", "det", "fp32"): ("paddle", "Paddle 34-46 ms, onnxruntime 32-49 ms: even; Paddle's "
+                                               "p90 is lower"),
+    ("avx512_vnni", "rec", "fp32"): ("onnxruntime", "onnxruntime 7.1 ms, Paddle 11.4 ms"),
+    ("avx2", "det", "fp32"): ("onnxruntime", "fastest FP32 det on the AVX2 CPU (78.5 ms)"),
+    ("avx2", "rec", "fp32"): ("onnxruntime", "fastest FP32 rec on the AVX2 CPU"),
+    ("avx2", "det", "int8"): ("paddle", "oneDNN int8 1.35x the fastest FP32 on the AVX2 CPU; onnxruntime "
+                                        "int8 0.92x and 2.2 points of hmean below the executor"),
+    ("avx2", "rec", "int8"): ("onnxruntime", "oneDNN int8 rec loses its accuracy on AVX2 (see NOT_OFFERED)"),
+}
+# Runtimes that lost accuracy as deployed on a CPU kind: (kind, task, precision, backend) -> why.
+NOT_OFFERED = {
+    ("avx2", "rec", "int8", "paddle"): "oneDNN int8 convs without VNNI lost 22 points of rec accuracy on real "
+                                       "crops (0.397 vs the executor's 0.628)",
+}
+# For CPU kinds never measured: what kept accuracy on every kind measured.
+SAFE = {("det", "fp32"): "onnxruntime", ("rec", "fp32"): "onnxruntime",
+        ("det", "int8"): "paddle", ("rec", "int8"): "onnxruntime"}
+
+
+def choose(task, precision, devices="cpu"):
+    """(backend name, reason) for `auto`."""
+    if devices == "gpu":
+        return "paddle", "GPU: Paddle Inference (TensorRT when built in); onnxruntime-gpu is not a dependency"
+    kind = cpu.measured_kind()
+    if kind is None:
+        name = SAFE[(task, precision)]
+        return name, (f"CPU kind {cpu.kind()} was never measured: the runtime that kept {precision} {task} "
+                      "accuracy on every kind measured")
+    name, why = CHOICE[(kind, task, precision)]
+    return name, f"measured on {kind}: {why}"
+
+
+def not_offered(task, precision, backend, devices="cpu"):
+    """Why `backend` is not offered for this model on this CPU, or None."""
+    if devices != "cpu":
+        return None
+    kind = cpu.measured_kind()
+    if kind is None:  # never measured: only what kept accuracy everywhere
+        if precision == "int8" and backend != SAFE[(task, precision)] and any(
+                k[1:] == (task, precision, backend) for k in NOT_OFFERED):
+            return f"CPU kind {cpu.kind()} was never measured, and {backend} lost {task} int8 accuracy elsewhere"
+        return None
+    return NOT_OFFERED.get((kind, task, precision, backend))
+
+
+def predictor(files, backend, task, work_dir, name, devices="cpu", threads=2, precision="fp32", shapes=None):
+    """A predictor for Paddle model files on `backend` ("auto" or a BACKENDS name).
+
+    Returns (predict, info); info names the backend, engine, precision, size_mb (of what
+    runs), the settings applied and, for auto, why that runtime was chosen.
+    """
+    quantized = runtime.paddle_is_quantized(os.path.join(files[0], files[1]))
+    model_precision = "int8" if quantized else "fp32"
+    choice = None
+    if backend == "auto":
+        backend, choice = choose(task, model_precision, devices)
+    elif backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}: use one of {', '.join(CHOICES)}")
+    why = not_offered(task, model_precision, backend, devices)
+    if why:
+        raise NotOffered(f"{backend} is not offered for {model_precision} {task} on this CPU ({cpu.kind()}): {why}")
+    predict, info = BACKENDS[backend].predictor(files, work_dir, name, devices, threads, precision, shapes)
+    info["choice"] = choice or "asked for"
+    return predict, info
+
+
+class NotOffered(UserError):
+    """The runtime asked for loses accuracy on this CPU kind."""

@@ -1,0 +1,84 @@
+"""cpu: instruction sets read once; backends: the per-CPU settings and the measured runtime choice."""
+import pytest
+
+from ocrslim import backends, cpu
+
+AMD_AVX2 = "avx2 fma"
+SPR = "avx2 fma avx512f avx512bw avx512vl avx512_vnni avx_vnni amx_int8"
+
+
+@pytest.fixture
+def flags(monkeypatch):
+    """Pretend to be another CPU (OCRSLIM_CPU_FLAGS), restored afterwards."""
+    def use(text):
+        monkeypatch.setenv("OCRSLIM_CPU_FLAGS", text)
+        cpu.cache_clear()
+    yield use
+    monkeypatch.delenv("OCRSLIM_CPU_FLAGS", raising=False)
+    cpu.cache_clear()
+
+
+def test_reads_proc_cpuinfo(tmp_path):
+    path = tmp_path / "cpuinfo"
+    path.write_text("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse avx avx2 fma bmi2\n\n"
+                    "processor\t: 1\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse avx avx2 fma bmi2\n")
+    model, found = cpu._read_cpuinfo(str(path))
+    assert "avx2" in found and "avx512f" not in found
+    assert cpu._read_cpuinfo(str(tmp_path / "missing"))[1] == set()
+
+
+@pytest.mark.parametrize("text, kind, measured", [
+    (SPR, "amx", "avx512_vnni"),
+    ("avx2 fma avx512f avx512bw avx512vl avx512_vnni", "avx512_vnni", "avx512_vnni"),
+    ("avx2 fma avx512f avx512bw avx512vl", "avx512", None),   # Skylake-SP: never measured
+    ("avx2 fma avx_vnni", "avx_vnni", None),
+    (AMD_AVX2, "avx2", "avx2"),
+    ("sse4_2", "other", None),
+])
+def test_kind_from_flags(flags, text, kind, measured):
+    flags(text)
+    assert cpu.kind() == kind and cpu.measured_kind() == measured
+    assert f"kind {kind}" in cpu.describe() and "OCRSLIM_CPU_FLAGS" in cpu.describe()
+    assert cpu.summary()["flags"] == [f for f in cpu.FLAGS if f in text.split()]
+
+
+def test_this_cpu_is_described():
+    info = cpu.summary()
+    assert info["source"] == "/proc/cpuinfo" and info["cores"] >= 1
+    print(cpu.describe())
+
+
+def test_the_avx512_attention_pass_is_deleted_without_avx512(flags):
+    # Paddle 2.6.2's self_dp_attention kernel is AVX-512 code: SIGILL on AVX2 CPUs
+    flags(AMD_AVX2)
+    assert backends.PaddleBackend.cpu_settings()["delete_passes"] == ["self_attention_fuse_pass"]
+    flags(SPR)
+    assert backends.PaddleBackend.cpu_settings()["delete_passes"] == []
+
+
+def test_auto_choice_per_cpu_kind(flags):
+    flags(SPR)
+    assert backends.choose("det", "int8")[0] == "paddle"
+    assert backends.choose("rec", "int8")[0] == "onnxruntime"
+    assert backends.choose("rec", "int8")[1].startswith("measured on avx512_vnni")
+    assert backends.not_offered("rec", "int8", "paddle") is None
+    flags(AMD_AVX2)
+    assert "22 points" in backends.not_offered("rec", "int8", "paddle")
+    assert backends.not_offered("rec", "int8", "paddle", devices="gpu") is None
+    # never measured: the safe choice, said so
+    flags("avx2 fma avx512f avx512bw avx512vl")
+    name, why = backends.choose("rec", "int8")
+    assert name == backends.SAFE[("rec", "int8")] and "never measured" in why
+    assert "never measured" in backends.not_offered("rec", "int8", "paddle")
+    assert backends.choose("det", "fp32", devices="gpu")[0] == "paddle"
+
+
+def test_every_measured_kind_has_a_choice_for_every_model():
+    kinds = set(cpu.MEASURED_AS.values())
+    for kind in kinds:
+        for task in ("det", "rec"):
+            for precision in ("fp32", "int8"):
+                name, _ = backends.CHOICE[(kind, task, precision)]
+                assert name in backends.BACKENDS
+                assert (kind, task, precision, name) not in backends.NOT_OFFERED
+    assert {k[0] for k in backends.NOT_OFFERED} <= kinds
