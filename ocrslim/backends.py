@@ -132,3 +132,72 @@ def predictor(files, backend, task, work_dir, name, devices="cpu", threads=2, pr
 
 class NotOffered(UserError):
     """The runtime asked for loses accuracy on this CPU kind."""
+
+
+# --------------------------------------------------------------------------
+# save_dir/deploy: what a user's own code needs, and load_predictor
+# --------------------------------------------------------------------------
+
+SETTINGS_FILE = "settings.json"
+PADDLE_FILES = ("inference.pdmodel", "inference.pdiparams")
+ONNX_FILE = "model.onnx"
+
+
+def write_deploy(model_dir, out_dir, task):
+    """Fill out_dir (run.py: save_dir/deploy) with what each runtime runs: the Paddle program
+    rewritten for Paddle Inference, the ONNX model onnxruntime runs (int8: the fastpath
+    rewrite), and settings.json: the runtime settings and the `auto` choice per CPU kind.
+    Returns the Paddle rewrite counts. model_dir is only read."""
+    import shutil
+    import tempfile
+    from . import deploy
+    from .outputs import write_json
+    counts = deploy.write_model(model_dir, out_dir)
+    with tempfile.TemporaryDirectory(prefix="ocrslim-onnx-") as tmp:
+        path = runtime.onnx_model((model_dir,) + PADDLE_FILES, tmp, "model")
+        shutil.copyfile(path, os.path.join(out_dir, ONNX_FILE))
+    precision = "int8" if runtime.paddle_is_quantized(os.path.join(model_dir, PADDLE_FILES[0])) else "fp32"
+    kinds = sorted(set(cpu.MEASURED_AS.values()))
+    write_json(os.path.join(out_dir, SETTINGS_FILE), {
+        "task": task, "precision": precision,
+        "auto": {kind: CHOICE[(kind, task, precision)][0] for kind in kinds},
+        "auto_never_measured_cpu": SAFE[(task, precision)],
+        "not_offered": {k[0]: {"backend": k[3], "why": v} for k, v in NOT_OFFERED.items() if k[1:3] == (task, precision)},
+        "paddle": {"files": list(PADDLE_FILES), "enable_mkldnn_int8_ops": sorted(runtime.MKLDNN_INT8_OPS),
+                   "mkldnn_cache_capacity": runtime.ONEDNN_SHAPE_CACHE,
+                   "env": {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "8192"},
+                   "delete_passes_without_avx512": ["self_attention_fuse_pass"]},
+        "onnxruntime": {"file": ONNX_FILE, "graph_optimization_level": "ORT_ENABLE_ALL"},
+    })
+    return counts
+
+
+def load_predictor(save_dir, backend="auto", threads=2):
+    """A ready predictor for a run.py output folder on this CPU: images (float32 NCHW,
+    preprocessed as the config's Eval transforms) -> list of output arrays.
+
+    `auto` takes the runtime measured fastest at kept accuracy on this CPU kind, with this
+    CPU's settings; predict.info says which and why."""
+    deploy_dir = os.path.join(save_dir, "deploy")
+    try:
+        with open(os.path.join(deploy_dir, SETTINGS_FILE), encoding="utf-8") as f:
+            import json
+            settings = json.load(f)
+    except (OSError, ValueError) as err:
+        raise UserError(f"{save_dir} is not a run.py output folder ({err}): load_predictor needs its deploy/")
+    task, precision = settings["task"], settings["precision"]
+    choice = "asked for"
+    if backend == "auto":
+        backend, choice = choose(task, precision)
+    why = not_offered(task, precision, backend)
+    if why:
+        raise NotOffered(f"{backend} is not offered for {precision} {task} on this CPU ({cpu.kind()}): {why}")
+    if backend == "onnxruntime":
+        predict, info = runtime.onnx_predictor(os.path.join(deploy_dir, settings["onnxruntime"]["file"]),
+                                               "cpu", threads)
+    elif backend == "paddle":
+        predict, info = runtime.paddle_predictor((deploy_dir,) + PADDLE_FILES, "cpu", threads)
+    else:
+        raise UserError(f"unknown backend {backend!r}: use one of {', '.join(CHOICES)}")
+    predict.info = {**info, "choice": choice, "cpu": cpu.describe()}
+    return predict

@@ -20,7 +20,7 @@ import time
 
 from . import compress as cmp
 from . import config as cfg
-from . import cpu, deploy
+from . import backends, cpu
 from . import model as mdl
 from .errors import StepFailed, UserError
 from .eval_cli import prepare
@@ -194,9 +194,9 @@ def _finish(args, config, task_cls, samples, staging, baseline, strategy, times,
               "step_seconds": {k: round(v, 1) for k, v in times.items()},
               "strategy": {**strategy, "Calibration": config["Calibration"]}}
     cfg.dump(config, os.path.join(staging, "config_used.yaml"))
-    # the program Paddle Inference runs in step 5, for users' own predictor
-    # code; the files above stay as ACT saved them (executor eval, ONNX export)
-    report["deploy_rewrites"] = deploy.write_model(staging, os.path.join(staging, "deploy"))
+    # what the runtimes run, for ocrslim.load_predictor and users' own predictor code; the
+    # files above stay as ACT saved them (executor eval, ONNX export)
+    report["deploy_rewrites"] = backends.write_deploy(staging, os.path.join(staging, "deploy"), task_cls.name)
     # written before step 5 too: bench labels a model with a report.json as ours
     report["cpu"] = cpu.summary()
     write_json(os.path.join(staging, "report.json"), report)
@@ -215,7 +215,7 @@ def bench_command(args, config):
     the runtime `auto` picks for this CPU; report.md, report.png and bench.json into save_dir."""
     on_cpu = config["Global"]["devices"] == "cpu"
     cmd = ["bench.py", "-c", args.config, "--model_dir", config["Global"]["model_dir"],
-           "--model_dir", args.save_dir, "--backend", "auto", "--threads", str(args.threads),
+           "--model_dir", args.save_dir, "--backend", "auto", "--threads", str(args.threads), "--repeat", "1",
            "--devices", config["Global"]["devices"], "--report", args.save_dir, "--overwrite"]
     # onnxruntime's GPU build is not a dependency: on GPU there is no peer
     cmd += ["--peer"] if on_cpu else []

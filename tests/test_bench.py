@@ -104,19 +104,43 @@ def test_onnx_export_agrees_with_paddle_inference(compressed_det, tiny_data, tmp
             assert ((a > 0.3) == (b > 0.3)).mean() >= agree
 
 
-@pytest.mark.slow
-def test_int8_det_bench_matches_eval(compressed_det, tiny_data, tmp_path):
+@pytest.fixture(scope="module")
+def det_executor_metrics(compressed_det, tiny_data):
+    """eval.py's (training executor, fake-quant) metrics of the FP32 and the int8 det model."""
     root = f"{tiny_data}/det"
     args = data_args(root, f"{root}/eval.txt")
-    result = _bench(["-c", DET, "--model_dir", FP32_DET, "--model_dir", compressed_det[0], *args], tmp_path)
+    return [eval_main(["-c", DET, "--quiet", *extra, *args])["metrics"]
+            for extra in ([], ["--model_dir", compressed_det[0]])]
+
+
+# Boxes the deployed int8 det may miss against the executor on the tiny set (6 images, 27 boxes).
+# Fake quantization and int8 kernels round differently, and a box near DB's thresholds flips:
+# measured on this CPU kind (avx512_vnni) on one fixture model, Paddle Inference found 17-18 of the
+# executor's 19 (18 without the inexact affine_into_pointwise rewrite), onnxruntime 17.
+DET_BOX_SLACK = 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["paddle", "onnxruntime"])
+def test_int8_det_as_deployed_matches_the_executor(compressed_det, det_executor_metrics, tiny_data, tmp_path,
+                                                    backend):
+    root = f"{tiny_data}/det"
+    args = data_args(root, f"{root}/eval.txt")
+    result = _bench(["-c", DET, "--model_dir", FP32_DET, "--model_dir", compressed_det[0], "--backend", backend,
+                     *args], tmp_path)
+    why = backends.not_offered("det", "int8", backend)
+    if why:
+        assert [m["precision"] for m in result["models"]] == ["fp32"] and why in result["not_offered"][0]["reason"]
+        return
     fp32, int8 = result["models"]
     assert int8["precision"] == "int8" and "ACT" in int8["strategy"]
     assert int8["size_mb"] < 0.5 * fp32["size_mb"]
-    expected = eval_main(["-c", DET, "--quiet", *args])["metrics"]["hmean"]
-    assert abs(fp32["metrics"]["hmean"] - expected) <= 0.01
+    expected, expected8 = det_executor_metrics
+    assert abs(fp32["metrics"]["hmean"] - expected["hmean"]) <= 0.01
     # real int8 kernels vs eval.py's fake-quant simulation of the same model
-    expected8 = eval_main(["-c", DET, "--quiet", "--model_dir", compressed_det[0], *args])["metrics"]["hmean"]
-    assert abs(int8["metrics"]["hmean"] - expected8) <= 0.05, (int8["metrics"], expected8)
+    got = int8["metrics"]
+    assert got["matched"] >= expected8["matched"] - DET_BOX_SLACK, (cpu.describe(), backend, got, expected8)
+    assert got["pred_care"] <= expected8["pred_care"] + DET_BOX_SLACK, (cpu.describe(), backend, got, expected8)
 
 
 @pytest.mark.slow
@@ -243,6 +267,9 @@ def test_int8_rec_onnx_agrees_with_paddle_inference(compressed_rec, tiny_data, t
     executor's quantizers; per-frame argmax agreement with Paddle Inference on demo crops went
     from 0.968 to 0.988 (the remaining gap: the Q on conv outputs that makes QLinearConv).
     """
+    why = backends.not_offered("rec", "int8", "paddle")
+    if why:
+        pytest.skip(f"Paddle Inference int8 rec is not the reference on this CPU ({cpu.kind()}: no avx512_vnni): {why}")
     from ocrslim.config import load_config
     from ocrslim.data import Samples
     import onnx

@@ -11,8 +11,6 @@ import os
 import numpy as np
 import pytest
 
-from helpers import data_overrides
-from ocrslim.run_cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +33,8 @@ def _check_output(save_dir, kind, image_shape):
     # save_dir/deploy: the rewritten program; bench.py rewriting it again finds nothing left to do
     from ocrslim import deploy
     deploy_dir = os.path.join(save_dir, "deploy")
-    assert sorted(os.listdir(deploy_dir)) == ["inference.pdiparams", "inference.pdmodel"]
+    assert sorted(os.listdir(deploy_dir)) == ["inference.pdiparams", "inference.pdmodel", "model.onnx",
+                                              "settings.json"]
     assert report["deploy_rewrites"]["fold_affine"] > 0, report["deploy_rewrites"]
     with open(os.path.join(deploy_dir, "inference.pdmodel"), "rb") as f, \
             open(os.path.join(deploy_dir, "inference.pdiparams"), "rb") as g:
@@ -77,15 +76,32 @@ def test_compress_rec_keeps_the_model_when_the_benchmark_crashes(compressed_rec)
     assert int8 >= fp32 - BOUND["rec"], (fp32, int8)
 
 
-def test_nonzero_rank_trains_but_writes_nothing(tiny_data, tmp_path, monkeypatch):
-    # Under paddle.distributed.launch, ranks other than 0 run ACT in a private
-    # throwaway folder (ACT makes a temp dir inside save_dir on every rank) and
-    # never save, evaluate or report.
-    monkeypatch.setenv("PADDLE_TRAINER_ID", "1")
-    monkeypatch.setenv("PADDLE_TRAINERS_NUM", "2")
-    save = tmp_path / "rec"
-    report = main(["-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", str(save), "--quiet", "--no_bench", "-o",
-                   *data_overrides(tiny_data, "rec"), "Train.loader.batch_size_per_card=8",
-                   "Calibration.batch_nums=1", "TrainConfig.train_iter=2", "TrainConfig.eval_iter=2"])
-    assert report == {}
-    assert not save.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".rec.partial")]
+def readme_example():
+    """The README's load_predictor example (the python block after its marker)."""
+    text = open("README.md", encoding="utf-8").read()
+    after = text.split("<!-- load_predictor example: tests/test_compress_e2e.py runs it -->", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_load_predictor_example_runs(compressed_det):
+    """save_dir carries what each runtime needs: the README's five lines give a ready predictor."""
+    save = compressed_det[0]
+    code = readme_example()
+    assert len(code.strip().splitlines()) <= 5 and "output/demo/det" in code
+    scope = {}
+    exec(code.replace("output/demo/det", save), scope)
+    assert scope["maps"].shape == (1, 1, 320, 320)
+    info = scope["predict"].info
+    from ocrslim import backends
+    assert info["backend"] == backends.choose("det", "int8")[0] and info["precision"] == "int8"
+    # every runtime offered on this CPU loads from save_dir/deploy alone
+    x = np.random.RandomState(0).rand(1, 3, 320, 320).astype("float32")
+    outs = [ocrslim_load(save, b)(x)[0] for b in backends.BACKENDS if not backends.not_offered("det", "int8", b)]
+    assert all(o.shape == (1, 1, 320, 320) for o in outs)
+    with pytest.raises(Exception, match="not a run.py output folder"):
+        ocrslim_load(os.path.dirname(save), "auto")
+
+
+def ocrslim_load(save_dir, backend):
+    import ocrslim
+    return ocrslim.load_predictor(save_dir, backend)
