@@ -148,3 +148,16 @@ def test_nonzero_rank_trains_but_writes_nothing(tiny_data, tmp_path, monkeypatch
     assert report == {} and len(given) == 1 and not os.path.exists(given[0])
     assert "ocrslim-rank1-" in given[0] and not given[0].startswith(str(tmp_path))
     assert not save.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".rec.partial")]
+
+
+def test_uniform_histogram_counts_equal_numpys_edge_histogram():
+    """hist calibration's histogram without np.sort gives numpy's own counts, edges included."""
+    import numpy as np
+    rng = np.random.RandomState(0)
+    for values in (np.abs(rng.randn(100000).astype("float32")) * 3, np.abs(rng.standard_cauchy(50000)),
+                   np.zeros(1000, "float32")):
+        _, edges = np.histogram(values, bins=2048, range=(0.0, float(values.max()) or 1.0))
+        values = np.concatenate([values, edges[::97].astype(values.dtype)])  # values exactly on edges
+        expected, _ = np.histogram(values, bins=edges)
+        got, got_edges = cmp.histogram_uniform(values, edges)
+        assert (got == expected).all() and np.allclose(got_edges, edges)
