@@ -40,18 +40,40 @@ class PaddleBackend:
         return predict, {**info, "size_mb": model_size_mb(*files), "settings": settings}
 
 
+def has_vnni():
+    return cpu.has("avx512_vnni") or cpu.has("avx_vnni")
+
+
 class OnnxBackend:
     """onnxruntime on the paddle2onnx export (int8: rewritten by fastpath)."""
     name = "onnxruntime"
 
     @staticmethod
     def cpu_settings():
-        return {}
+        # without VNNI the U8S8 int8 kernels saturate: int8 weights go in as uint8 (exact)
+        return {"uint8_weights": not has_vnni()}
 
     def predictor(self, files, work_dir, name, devices, threads, precision, shapes):
         path = runtime.onnx_model(files, work_dir, name)
+        settings = self.cpu_settings() if devices == "cpu" else {"uint8_weights": False}
+        path = for_this_cpu(path, settings, work_dir)
         predict, info = runtime.onnx_predictor(path, devices, threads)
-        return predict, {**info, "size_mb": os.path.getsize(path) / 2 ** 20, "settings": self.cpu_settings()}
+        return predict, {**info, "size_mb": os.path.getsize(path) / 2 ** 20, "settings": settings}
+
+
+def for_this_cpu(onnx_path, settings, work_dir):
+    """The ONNX file to run with `settings`: an int8 model gets uint8 weights where asked, from
+    NAME.u8u8.onnx next to it when there is one (save_dir/deploy has), else written into work_dir."""
+    if not settings.get("uint8_weights") or not runtime.onnx_is_quantized(onnx_path):
+        return onnx_path
+    from .fastpath import uint8_weights
+    stem = os.path.splitext(os.path.basename(onnx_path))[0] + ".u8u8.onnx"
+    beside = os.path.join(os.path.dirname(onnx_path), stem)
+    if os.path.exists(beside):
+        return beside
+    out, count = uint8_weights(onnx_path, os.path.join(work_dir, stem))
+    log.info("no VNNI on this CPU: %d int8 weights re-encoded as uint8 for onnxruntime", count)
+    return out
 
 
 BACKENDS = {b.name: b for b in (PaddleBackend(), OnnxBackend())}
@@ -67,16 +89,20 @@ CHOICE = {
     ("avx512_vnni", "det", "fp32"): ("paddle", "Paddle 34-46 ms, onnxruntime 32-49 ms: even; Paddle's "
                                                "p90 is lower"),
     ("avx512_vnni", "rec", "fp32"): ("onnxruntime", "onnxruntime 7.1 ms, Paddle 11.4 ms"),
-    ("avx2", "det", "fp32"): ("onnxruntime", "fastest FP32 det on the AVX2 CPU (78.5 ms)"),
-    ("avx2", "rec", "fp32"): ("onnxruntime", "fastest FP32 rec on the AVX2 CPU"),
-    ("avx2", "det", "int8"): ("paddle", "oneDNN int8 1.35x the fastest FP32 on the AVX2 CPU; onnxruntime "
-                                        "int8 0.92x and 2.2 points of hmean below the executor"),
-    ("avx2", "rec", "int8"): ("onnxruntime", "oneDNN int8 rec loses its accuracy on AVX2 (see NOT_OFFERED)"),
+    ("avx2", "det", "fp32"): ("onnxruntime", "fastest FP32 det on the AVX2 CPU (78.5 ms, Paddle slower)"),
+    ("avx2", "rec", "fp32"): ("onnxruntime", "not timed on AVX2; onnxruntime was the faster FP32 rec on "
+                                             "avx512_vnni (7.1 vs 11.4 ms)"),
+    ("avx2", "det", "int8"): ("paddle", "oneDNN int8 1.35x the fastest FP32 on the AVX2 CPU; its hmean kept "
+                                        "without VNNI (60 real images: 0.361, VNNI 0.350); onnxruntime int8 0.92x"),
+    ("avx2", "rec", "int8"): ("onnxruntime", "int8 weights as uint8 (U8U8 kernels, no 16-bit saturation): "
+                                             "outputs bit-identical to the VNNI CPU on emulated AVX2; speed not "
+                                             "timed on AVX2 (U8S8 was 1.15x there)"),
 }
 # Runtimes that lost accuracy as deployed on a CPU kind: (kind, task, precision, backend) -> why.
 NOT_OFFERED = {
-    ("avx2", "rec", "int8", "paddle"): "oneDNN int8 convs without VNNI lost 22 points of rec accuracy on real "
-                                       "crops (0.397 vs the executor's 0.628)",
+    ("avx2", "rec", "int8", "paddle"): "without VNNI oneDNN halves int8 weights for signed inputs (7 bits) and "
+                                       "saturates unsigned ones: rec 0.680 vs the executor's 0.777 on the demo set "
+                                       "(ONEDNN_MAX_CPU_ISA=AVX2), 0.397 vs 0.628 on real crops (AMD EPYC)",
 }
 # For CPU kinds never measured: what kept accuracy on every kind measured.
 SAFE = {("det", "fp32"): "onnxruntime", ("rec", "fp32"): "onnxruntime",
@@ -141,6 +167,7 @@ class NotOffered(UserError):
 SETTINGS_FILE = "settings.json"
 PADDLE_FILES = ("inference.pdmodel", "inference.pdiparams")
 ONNX_FILE = "model.onnx"
+ONNX_NO_VNNI = "model.u8u8.onnx"
 
 
 def write_deploy(model_dir, out_dir, task):
@@ -157,6 +184,9 @@ def write_deploy(model_dir, out_dir, task):
         path = runtime.onnx_model((model_dir,) + PADDLE_FILES, tmp, "model")
         shutil.copyfile(path, os.path.join(out_dir, ONNX_FILE))
     precision = "int8" if runtime.paddle_is_quantized(os.path.join(model_dir, PADDLE_FILES[0])) else "fp32"
+    if precision == "int8":  # what onnxruntime runs on CPUs without VNNI (see OnnxBackend)
+        from .fastpath import uint8_weights
+        uint8_weights(os.path.join(out_dir, ONNX_FILE), os.path.join(out_dir, ONNX_NO_VNNI))
     kinds = sorted(set(cpu.MEASURED_AS.values()))
     write_json(os.path.join(out_dir, SETTINGS_FILE), {
         "task": task, "precision": precision,
@@ -167,7 +197,8 @@ def write_deploy(model_dir, out_dir, task):
                    "mkldnn_cache_capacity": runtime.ONEDNN_SHAPE_CACHE,
                    "env": {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "8192"},
                    "delete_passes_without_avx512": ["self_attention_fuse_pass"]},
-        "onnxruntime": {"file": ONNX_FILE, "graph_optimization_level": "ORT_ENABLE_ALL"},
+        "onnxruntime": {"file": ONNX_FILE, "file_without_vnni": ONNX_NO_VNNI if precision == "int8" else ONNX_FILE,
+                        "graph_optimization_level": "ORT_ENABLE_ALL"},
     })
     return counts
 
@@ -193,8 +224,12 @@ def load_predictor(save_dir, backend="auto", threads=2):
     if why:
         raise NotOffered(f"{backend} is not offered for {precision} {task} on this CPU ({cpu.kind()}): {why}")
     if backend == "onnxruntime":
-        predict, info = runtime.onnx_predictor(os.path.join(deploy_dir, settings["onnxruntime"]["file"]),
-                                               "cpu", threads)
+        import tempfile
+        path = os.path.join(deploy_dir, settings["onnxruntime"]["file"])
+        # a folder from before model.u8u8.onnx existed gets it in a temp dir, never in save_dir
+        with tempfile.TemporaryDirectory(prefix="ocrslim-load-") as tmp:
+            path = for_this_cpu(path, OnnxBackend.cpu_settings(), tmp)
+            predict, info = runtime.onnx_predictor(path, "cpu", threads)
     elif backend == "paddle":
         predict, info = runtime.paddle_predictor((deploy_dir,) + PADDLE_FILES, "cpu", threads)
     else:

@@ -290,3 +290,28 @@ def test_int8_rec_onnx_agrees_with_paddle_inference(compressed_rec, tiny_data, t
     assert quantized and quantized <= quantized_nodes(onnx.load(path))
     # measured here: 0.985 (paddle2onnx's own Q/DQ: 0.970; demo rec 0.988 and 0.968)
     assert agreement(path) >= 0.98
+
+
+@pytest.mark.slow
+def test_uint8_weights_are_exact_and_their_int8_kernels_agree(compressed_rec, tiny_data):
+    """model.u8u8.onnx (what onnxruntime runs without VNNI) holds the same weights as model.onnx:
+    in onnxruntime's float simulation of the Q/DQ (no graph optimization) both give the same
+    outputs on any CPU; with its int8 kernels (U8U8, no 16-bit saturation) it agrees with that
+    simulation as well as model.onnx does on a VNNI CPU."""
+    import onnxruntime as ort
+    from ocrslim.config import load_config
+    from ocrslim.data import Samples
+    deploy_dir = os.path.join(compressed_rec[0], "deploy")
+    config = load_config(REC)
+    samples = Samples(f"{tiny_data}/rec", [f"{tiny_data}/rec/eval.txt"], config["Eval"]["dataset"]["transforms"], "rec")
+    x = np.concatenate([samples.load(i)["image"][None] for i in range(16)]).astype("float32")
+
+    def run(name, level):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        session = ort.InferenceSession(os.path.join(deploy_dir, name), options, providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: x})[0]
+    simulated = run("model.onnx", ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    assert np.abs(run("model.u8u8.onnx", ort.GraphOptimizationLevel.ORT_DISABLE_ALL) - simulated).max() < 1e-6
+    kernels = run("model.u8u8.onnx", ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    assert (kernels.argmax(-1) == simulated.argmax(-1)).mean() >= 0.98

@@ -34,7 +34,7 @@ def _check_output(save_dir, kind, image_shape):
     from ocrslim import deploy
     deploy_dir = os.path.join(save_dir, "deploy")
     assert sorted(os.listdir(deploy_dir)) == ["inference.pdiparams", "inference.pdmodel", "model.onnx",
-                                              "settings.json"]
+                                              "model.u8u8.onnx", "settings.json"]
     assert report["deploy_rewrites"]["fold_affine"] > 0, report["deploy_rewrites"]
     with open(os.path.join(deploy_dir, "inference.pdmodel"), "rb") as f, \
             open(os.path.join(deploy_dir, "inference.pdiparams"), "rb") as g:

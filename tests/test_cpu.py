@@ -63,7 +63,7 @@ def test_auto_choice_per_cpu_kind(flags):
     assert backends.choose("rec", "int8")[1].startswith("measured on avx512_vnni")
     assert backends.not_offered("rec", "int8", "paddle") is None
     flags(AMD_AVX2)
-    assert "22 points" in backends.not_offered("rec", "int8", "paddle")
+    assert "halves int8 weights" in backends.not_offered("rec", "int8", "paddle")
     assert backends.not_offered("rec", "int8", "paddle", devices="gpu") is None
     # never measured: the safe choice, said so
     flags("avx2 fma avx512f avx512bw avx512vl")
@@ -82,3 +82,12 @@ def test_every_measured_kind_has_a_choice_for_every_model():
                 assert name in backends.BACKENDS
                 assert (kind, task, precision, name) not in backends.NOT_OFFERED
     assert {k[0] for k in backends.NOT_OFFERED} <= kinds
+
+
+def test_onnxruntime_takes_uint8_weights_without_vnni(flags):
+    flags(AMD_AVX2)
+    assert backends.OnnxBackend.cpu_settings() == {"uint8_weights": True}
+    flags("avx2 fma avx_vnni")
+    assert backends.OnnxBackend.cpu_settings() == {"uint8_weights": False}
+    flags(SPR)
+    assert backends.OnnxBackend.cpu_settings() == {"uint8_weights": False}
