@@ -37,7 +37,7 @@ bench: setup data
 		--backend paddle onnxruntime --peer --repeat 3 --json output/demo/bench_det.json --quiet
 	$(PY) bench.py $(REC_ARGS) --model_dir bundled:ch_PP-OCRv4_rec_infer --model_dir output/demo/rec \
 		--backend paddle onnxruntime --peer --json output/demo/bench_rec.json --quiet
-	for backend in paddle onnxruntime; do \
+	for backend in auto paddle onnxruntime; do \
 	  $(PY) eval.py --e2e $(DET_ARGS) --rec_config configs/ppocrv4/rec_mobile.yaml --backend $$backend \
 		--json output/demo/e2e_fp32_$$backend.json --quiet && \
 	  $(PY) eval.py --e2e $(DET_ARGS) --rec_config configs/ppocrv4/rec_mobile.yaml --backend $$backend \

@@ -35,5 +35,5 @@ _bind_zlib()
 
 def load_predictor(save_dir, backend="auto", threads=2):
     """A ready predictor for a run.py output folder on this CPU (see backends.load_predictor)."""
-    from .backends import load_predictor as load
+    from .deploy.backends import load_predictor as load
     return load(save_dir, backend, threads)

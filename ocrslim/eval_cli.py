@@ -16,9 +16,10 @@ import logging
 
 from . import config as cfg
 from . import model as mdl
-from . import backends, cpu
+from . import cpu
+from .deploy import backends
 from .data import build_samples
-from .e2e import run_e2e
+from .deploy.e2e import run_e2e
 from .errors import UserError
 from .evaluate import evaluate
 from .logs import setup_logging, table

@@ -20,7 +20,8 @@ import time
 
 from . import compress as cmp
 from . import config as cfg
-from . import backends, cpu
+from . import cpu
+from .deploy import backends
 from . import model as mdl
 from .errors import StepFailed, UserError
 from .eval_cli import prepare
@@ -235,7 +236,7 @@ def deploy_report(args, config):
     # the package's own entry point, found from any cwd, so the child runs this same code
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run([sys.executable, "-m", "ocrslim.bench", *cmd[1:]], env=env)
+    proc = subprocess.run([sys.executable, "-m", "ocrslim.deploy.bench", *cmd[1:]], env=env)
     if proc.returncode != 0:
         how = (f"died with {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
                else f"failed with exit code {proc.returncode}")

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from helpers import data_args, make_det_set, make_rec_set, snapshot
-from ocrslim import backends, bench, cpu, deploy, runtime
+from ocrslim import cpu
+from ocrslim.deploy import backends, bench, runtime
+from ocrslim.deploy import paddle_passes as deploy
 from ocrslim.config import resolve_path
 from ocrslim.eval_cli import main as eval_main
-from ocrslim.report import markdown, write_report
+from ocrslim.deploy.report import markdown, write_report
 
 DET = "configs/ppocrv4/det_mobile.yaml"
 REC = "configs/ppocrv4/rec_mobile.yaml"
@@ -92,7 +94,7 @@ def test_onnx_export_agrees_with_paddle_inference(compressed_det, tiny_data, tmp
     for model_dir, tol, agree in ((resolve_path(FP32_DET), 1e-4, 1.0), (compressed_det[0], 0.01, 0.99)):
         files = (model_dir, "inference.pdmodel", "inference.pdiparams")
         paddle_out = _outputs(runtime.paddle_predictor(files)[0], images)
-        # what bench.py runs: the export, and for int8 the fastpath rewrite of it
+        # what bench.py runs: the export, and for int8 the onnx_passes rewrite of it
         onnx_out = _outputs(runtime.onnx_predictor(runtime.onnx_model(files, str(tmp_path), "m"))[0], images)
         for a, b in zip(paddle_out, onnx_out):
             assert a.shape == b.shape
@@ -209,7 +211,7 @@ def test_rec_set_runs_on_onnxruntime(tmp_path):
 
 
 def test_combined_report_has_pair_sizes_and_pipeline(tmp_path):
-    from ocrslim.report import main as report_main
+    from ocrslim.deploy.report import main as report_main
 
     def bench_json(task, key, fp32_mb, int8_mb):
         rows = [{"name": f"{task} fp32", "strategy": "FP32 baseline", "backend": "paddle", "engine": "oneDNN",
@@ -273,7 +275,7 @@ def test_int8_rec_onnx_agrees_with_paddle_inference(compressed_rec, tiny_data, t
     from ocrslim.config import load_config
     from ocrslim.data import Samples
     import onnx
-    from ocrslim.fastpath import quantized_nodes
+    from ocrslim.deploy.onnx_passes import quantized_nodes
     config = load_config(REC)
     samples = Samples(f"{tiny_data}/rec", [f"{tiny_data}/rec/eval.txt"], config["Eval"]["dataset"]["transforms"], "rec")
     images = [samples.load(i)["image"][None].astype("float32") for i in range(20)]

@@ -31,7 +31,7 @@ def _check_output(save_dir, kind, image_shape):
     report = json.load(open(os.path.join(save_dir, "report.json")))
     assert set(report) >= {"baseline", "compressed", "size_mb", "seconds", "strategy", "deploy_rewrites"}
     # save_dir/deploy: the rewritten program; bench.py rewriting it again finds nothing left to do
-    from ocrslim import deploy
+    from ocrslim.deploy import paddle_passes as deploy
     deploy_dir = os.path.join(save_dir, "deploy")
     assert sorted(os.listdir(deploy_dir)) == ["inference.pdiparams", "inference.pdmodel", "model.onnx",
                                               "model.u8u8.onnx", "settings.json"]
@@ -92,7 +92,7 @@ def test_readme_load_predictor_example_runs(compressed_det):
     exec(code.replace("output/demo/det", save), scope)
     assert scope["maps"].shape == (1, 1, 320, 320)
     info = scope["predict"].info
-    from ocrslim import backends
+    from ocrslim.deploy import backends
     assert info["backend"] == backends.choose("det", "int8")[0] and info["precision"] == "int8"
     # every runtime offered on this CPU loads from save_dir/deploy alone
     x = np.random.RandomState(0).rand(1, 3, 320, 320).astype("float32")

@@ -1,7 +1,8 @@
 """cpu: instruction sets read once; backends: the per-CPU settings and the measured runtime choice."""
 import pytest
 
-from ocrslim import backends, cpu
+from ocrslim import cpu
+from ocrslim.deploy import backends
 
 AMD_AVX2 = "avx2 fma"
 SPR = "avx2 fma avx512f avx512bw avx512vl avx512_vnni avx_vnni amx_int8"

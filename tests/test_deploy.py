@@ -4,7 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from ocrslim import deploy, runtime
+from ocrslim.deploy import paddle_passes as deploy
+from ocrslim.deploy import runtime
 from ocrslim.config import load_config, resolve_path
 
 DET = "configs/ppocrv4/det_mobile.yaml"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ocrslim.config import resolve_path
-from ocrslim.e2e import E2EMetric, crop_box, sorted_boxes
+from ocrslim.deploy.e2e import E2EMetric, crop_box, sorted_boxes
 from ocrslim.errors import UserError
 from ocrslim.eval_cli import main
 

@@ -535,8 +535,8 @@ def main(argv=None):
     into save_dir/deploy. The model dir is only read.
     """
     import argparse
-    from .errors import UserError
-    from .outputs import check_save_dir, publish, staging_dir
+    from ..errors import UserError
+    from ..outputs import check_save_dir, publish, staging_dir
     p = argparse.ArgumentParser(prog="python -m ocrslim.deploy", description=main.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", help="int8 model folder from run.py (inference.pdmodel + inference.pdiparams)")
@@ -556,5 +556,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from .errors import run_cli
+    from ..errors import run_cli
     run_cli(main)

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from .errors import UserError
+from ..errors import UserError
 
 log = logging.getLogger("ocrslim")
 
@@ -108,10 +108,10 @@ def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=N
     quantized = paddle_is_quantized(model_path)
     config = inference.Config(model_path, os.path.join(model_dir, params_file))
     if quantized:
-        # what ACT saved is a training-shaped program: deploy.optimize makes it
+        # what ACT saved is a training-shaped program: paddle_passes.optimize makes it
         # the one oneDNN runs fast, with the same function up to int8 rounding
-        # (see deploy.py)
-        from .deploy import optimize
+        # (see paddle_passes.py)
+        from .paddle_passes import optimize
         with open(model_path, "rb") as f, open(os.path.join(model_dir, params_file), "rb") as g:
             program, params, _ = optimize(f.read(), g.read())
         config.set_model_buffer(program, len(program), params, len(params))
@@ -213,7 +213,7 @@ def executor_quantizers(files):
     observer pairs, a per-channel bias add and a batch_norm (ops paddle2onnx may fold into the
     ONNX Conv), with the observer scale recorded on each tensor ("out", "bias", "batch_norm").
     """
-    from .deploy import static_mode
+    from .paddle_passes import static_mode
     with static_mode():
         return _executor_quantizers(files)
 
@@ -221,7 +221,7 @@ def executor_quantizers(files):
 def _executor_quantizers(files):
     import numpy as np
     import paddle
-    from .deploy import qmax
+    from .paddle_passes import qmax
     model_dir, model_file, params_file = files
     scope = paddle.static.Scope()
     with paddle.static.scope_guard(scope), quiet_native_output():
@@ -293,23 +293,23 @@ def onnx_model(files, out_dir, name):
     """The ONNX model onnxruntime should run for a Paddle model, written into out_dir.
 
     FP32: the plain paddle2onnx export. Quantized: the export rewritten by
-    fastpath.optimize_int8_onnx (int8 weights, uint8 activations, QLinearConv);
+    onnx_passes.optimize_int8_onnx (int8 weights, uint8 activations, QLinearConv);
     as exported, onnxruntime runs it slower than FP32.
 
     paddle2onnx 1.3 builds its Q/DQ from every quantize_linear it sees, PaddleSlim's observer
-    pairs included (see deploy.strip_observers), and keeps a quantized op only where it finds scales
+    pairs included (see paddle_passes.strip_observers), and keeps a quantized op only where it finds scales
     on both its inputs and its output. For det that gives exactly the convs the executor
     quantizes; for PP-OCRv4 rec it dropped the real quantizers of all 13 SVTR matmuls and
     quantized two convs the recipe keeps float (onnxruntime accuracy 0.733 against the
     executor's 0.773). So the export is checked against the executor's own quantizers
     (executor_quantizers): where they differ on any conv/matmul, the model is exported again
-    without its observers (plain float) and fastpath.apply_quantizers puts back exactly the
+    without its observers (plain float) and onnx_passes.apply_quantizers puts back exactly the
     executor's Q/DQ, plus a Q on each quantized conv's output so onnxruntime can run it as
     QLinearConv (see apply_quantizers for what that costs and why the first conv is left out).
     """
     import onnx
-    from .deploy import strip_observers
-    from .fastpath import apply_quantizers, optimize_int8_onnx, quantized_nodes
+    from .paddle_passes import strip_observers
+    from .onnx_passes import apply_quantizers, optimize_int8_onnx, quantized_nodes
     path = export_onnx(files, os.path.join(out_dir, name + ".onnx"))
     if not paddle_is_quantized(os.path.join(files[0], files[1])):
         return path

@@ -10,10 +10,10 @@ SAFE, the runtime that kept accuracy on every kind measured.
 import logging
 import os
 
-from . import cpu
+from .. import cpu
 from . import runtime
-from .errors import UserError
-from .model import model_size_mb
+from ..errors import UserError
+from ..model import model_size_mb
 
 log = logging.getLogger("ocrslim")
 
@@ -45,7 +45,7 @@ def has_vnni():
 
 
 class OnnxBackend:
-    """onnxruntime on the paddle2onnx export (int8: rewritten by fastpath)."""
+    """onnxruntime on the paddle2onnx export (int8: rewritten by onnx_passes)."""
     name = "onnxruntime"
 
     @staticmethod
@@ -66,7 +66,7 @@ def for_this_cpu(onnx_path, settings, work_dir):
     NAME.u8u8.onnx next to it when there is one (save_dir/deploy has), else written into work_dir."""
     if not settings.get("uint8_weights") or not runtime.onnx_is_quantized(onnx_path):
         return onnx_path
-    from .fastpath import uint8_weights
+    from .onnx_passes import uint8_weights
     stem = os.path.splitext(os.path.basename(onnx_path))[0] + ".u8u8.onnx"
     beside = os.path.join(os.path.dirname(onnx_path), stem)
     if os.path.exists(beside):
@@ -172,20 +172,20 @@ ONNX_NO_VNNI = "model.u8u8.onnx"
 
 def write_deploy(model_dir, out_dir, task):
     """Fill out_dir (run.py: save_dir/deploy) with what each runtime runs: the Paddle program
-    rewritten for Paddle Inference, the ONNX model onnxruntime runs (int8: the fastpath
+    rewritten for Paddle Inference, the ONNX model onnxruntime runs (int8: the onnx_passes
     rewrite), and settings.json: the runtime settings and the `auto` choice per CPU kind.
     Returns the Paddle rewrite counts. model_dir is only read."""
     import shutil
     import tempfile
-    from . import deploy
-    from .outputs import write_json
-    counts = deploy.write_model(model_dir, out_dir)
+    from . import paddle_passes
+    from ..outputs import write_json
+    counts = paddle_passes.write_model(model_dir, out_dir)
     with tempfile.TemporaryDirectory(prefix="ocrslim-onnx-") as tmp:
         path = runtime.onnx_model((model_dir,) + PADDLE_FILES, tmp, "model")
         shutil.copyfile(path, os.path.join(out_dir, ONNX_FILE))
     precision = "int8" if runtime.paddle_is_quantized(os.path.join(model_dir, PADDLE_FILES[0])) else "fp32"
     if precision == "int8":  # what onnxruntime runs on CPUs without VNNI (see OnnxBackend)
-        from .fastpath import uint8_weights
+        from .onnx_passes import uint8_weights
         uint8_weights(os.path.join(out_dir, ONNX_FILE), os.path.join(out_dir, ONNX_NO_VNNI))
     kinds = sorted(set(cpu.MEASURED_AS.values()))
     write_json(os.path.join(out_dir, SETTINGS_FILE), {

@@ -6,7 +6,7 @@ usage:
       --model_dir output/demo/det --rec_model_dir output/demo/rec --json e2e.json
 
 Det and rec are each scored alone by eval.py; what a user sees is the pair.
-This runs both through the deployment runtime (runtime.py) the way an OCR
+This runs both through the deployment runtime (deploy/runtime.py) the way an OCR
 system does: boxes from DB post-processing, in reading order, cropped from the
 original image, recognized in one batch per image. A prediction counts when
 its box matches a labelled box AND its text equals the label.
@@ -22,11 +22,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from . import model as mdl
-from . import backends, cpu
-from .data import import_ppocr, read_labels
-from .metrics import geometry_iou, is_ignored_pred, det_scores, normalize_text, to_geometry
-from .tasks import DetTask, RecTask
+from .. import model as mdl
+from .. import cpu
+from . import backends
+from ..data import import_ppocr, read_labels
+from ..metrics import geometry_iou, is_ignored_pred, det_scores, normalize_text, to_geometry
+from ..tasks import DetTask, RecTask
 
 log = logging.getLogger("ocrslim")
 

@@ -24,16 +24,17 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from . import config as cfg
-from . import model as mdl
+from .. import config as cfg
+from .. import model as mdl
 from . import peer as peer_mod
-from . import backends, cpu, runtime
-from .data import stack_images
-from .errors import UserError
-from .eval_cli import prepare
-from .logs import setup_logging, table
-from .outputs import is_inside, write_json
-from .tasks import get_task
+from .. import cpu
+from . import backends, runtime
+from ..data import stack_images
+from ..errors import UserError
+from ..eval_cli import prepare
+from ..logs import setup_logging, table
+from ..outputs import is_inside, write_json
+from ..tasks import get_task
 
 log = logging.getLogger("ocrslim")
 
@@ -327,5 +328,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from .errors import run_cli
+    from ..errors import run_cli
     run_cli(main)

@@ -12,7 +12,7 @@ import logging
 import os
 import tempfile
 
-from .errors import UserError
+from ..errors import UserError
 
 log = logging.getLogger("ocrslim")
 
@@ -47,8 +47,8 @@ def quantize_onnx_static(fp32_onnx, out_path, feeds):
 
 def calibration_feeds(config, task_name, input_name):
     """The same images our calibration reads: the Train set, same shuffle and batch count."""
-    from . import compress as cmp
-    from . import config as cfg
+    from .. import compress as cmp
+    from .. import config as cfg
     try:
         cfg.require(config, "Train.dataset.data_dir", "Train.dataset.label_file_list", "Train.dataset.transforms")
     except UserError as err:

@@ -2,16 +2,16 @@
 
 bench.py --report and run.py write one for a det or rec model; to combine a
 det and a rec bench (which adds the det+rec pair size):
-  python -m ocrslim.report --out output/demo/report output/demo/bench_det.json output/demo/bench_rec.json
+  python -m ocrslim.deploy.report --out output/demo/report output/demo/bench_det.json output/demo/bench_rec.json
 """
 import argparse
 import json
 import os
 
-from . import cpu
-from .config import display_path
-from .errors import UserError
-from .outputs import write_json, write_text
+from .. import cpu
+from ..config import display_path
+from ..errors import UserError
+from ..outputs import write_json, write_text
 
 
 def _fmt(value, pattern):
@@ -128,7 +128,7 @@ def write_report(report_dir, benches, e2e_runs=()):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m ocrslim.report", description="combine bench.py JSON files")
+    p = argparse.ArgumentParser(prog="python -m ocrslim.deploy.report", description="combine bench.py JSON files")
     p.add_argument("--out", required=True, help="folder for report.md, report.png and bench.json")
     p.add_argument("bench_json", nargs="+", help="bench.py --json files (or run.py's bench.json), "
                    "and eval.py --e2e --json files")
@@ -147,5 +147,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from .errors import run_cli
+    from ..errors import run_cli
     run_cli(main)
