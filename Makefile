@@ -44,7 +44,7 @@ bench: setup data
 		--model_dir output/demo/det --rec_model_dir output/demo/rec --json output/demo/e2e_int8_$$backend.json \
 		--quiet || exit 1; \
 	done
-	$(PY) -m ocrslim.report --out output/demo/report output/demo/bench_det.json output/demo/bench_rec.json \
+	$(PY) -m ocrslim.deploy.report --out output/demo/report output/demo/bench_det.json output/demo/bench_rec.json \
 		output/demo/e2e_*.json
 
 test: setup
