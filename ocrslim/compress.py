@@ -138,7 +138,8 @@ def histogram_uniform(values, edges):
     same edges, so the counts are equal. PaddleSlim's hist calibration passes the edge array:
     in a profile of rec calibration 34 s of 130 were np.sort, and without AVX-512 numpy 1.26
     sorts with scalar code (AVX-512 machines get its SIMD sort), which fits hist calibration
-    taking ~15 min on the AVX2 CPU against ~150 s on the AVX-512 one.
+    taking ~15 min on the AVX2 CPU against ~150 s on the AVX-512 one. Rec calibration on 2
+    batches with numpy's AVX-512 dispatch off: 263 s with the edge array, 83 s with this.
     """
     return np.histogram(values, bins=len(edges) - 1, range=(float(edges[0]), float(edges[-1])))
 
