@@ -142,18 +142,24 @@ def predictor(files, backend, task, work_dir, name, devices="cpu", threads=2, pr
     runs), the settings applied and, for auto, why that runtime was chosen.
     """
     quantized = runtime.paddle_is_quantized(os.path.join(files[0], files[1]))
-    model_precision = "int8" if quantized else "fp32"
-    choice = None
+    backend, choice = resolve(backend, task, "int8" if quantized else "fp32", devices)
+    predict, info = BACKENDS[backend].predictor(files, work_dir, name, devices, threads, precision, shapes)
+    info["choice"] = choice
+    return predict, info
+
+
+def resolve(backend, task, precision, devices="cpu"):
+    """(backend name, why) for `backend` as asked ("auto" or a name); NotOffered where this
+    CPU kind was measured to lose the model's accuracy on it."""
+    choice = "asked for"
     if backend == "auto":
-        backend, choice = choose(task, model_precision, devices)
+        backend, choice = choose(task, precision, devices)
     elif backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}: use one of {', '.join(CHOICES)}")
-    why = not_offered(task, model_precision, backend, devices)
+    why = not_offered(task, precision, backend, devices)
     if why:
-        raise NotOffered(f"{backend} is not offered for {model_precision} {task} on this CPU ({cpu.kind()}): {why}")
-    predict, info = BACKENDS[backend].predictor(files, work_dir, name, devices, threads, precision, shapes)
-    info["choice"] = choice or "asked for"
-    return predict, info
+        raise NotOffered(f"{backend} is not offered for {precision} {task} on this CPU ({cpu.kind()}): {why}")
+    return backend, choice
 
 
 class NotOffered(UserError):
@@ -216,13 +222,7 @@ def load_predictor(save_dir, backend="auto", threads=2):
             settings = json.load(f)
     except (OSError, ValueError) as err:
         raise UserError(f"{save_dir} is not a run.py output folder ({err}): load_predictor needs its deploy/")
-    task, precision = settings["task"], settings["precision"]
-    choice = "asked for"
-    if backend == "auto":
-        backend, choice = choose(task, precision)
-    why = not_offered(task, precision, backend)
-    if why:
-        raise NotOffered(f"{backend} is not offered for {precision} {task} on this CPU ({cpu.kind()}): {why}")
+    backend, choice = resolve(backend, settings["task"], settings["precision"])
     if backend == "onnxruntime":
         import tempfile
         path = os.path.join(deploy_dir, settings["onnxruntime"]["file"])
@@ -230,9 +230,7 @@ def load_predictor(save_dir, backend="auto", threads=2):
         with tempfile.TemporaryDirectory(prefix="ocrslim-load-") as tmp:
             path = for_this_cpu(path, OnnxBackend.cpu_settings(), tmp)
             predict, info = runtime.onnx_predictor(path, "cpu", threads)
-    elif backend == "paddle":
+    else:  # paddle
         predict, info = runtime.paddle_predictor((deploy_dir,) + PADDLE_FILES, "cpu", threads)
-    else:
-        raise UserError(f"unknown backend {backend!r}: use one of {', '.join(CHOICES)}")
     predict.info = {**info, "choice": choice, "cpu": cpu.describe()}
     return predict
