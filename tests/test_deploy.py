@@ -49,7 +49,7 @@ def test_rewrites_keep_the_fp32_outputs(config_path, bundled, expected, tiny_dat
     program, params, counts = deploy.optimize(*_read(model_dir))
     for key, value in expected.items():
         assert counts[key] == value, counts
-    assert counts["fold_affine"] > 0 and counts["merge_affine"] > 0 and counts["observers"] == 0
+    assert counts["fold_affine"] > 0 and counts["merge_affine"] > 0 and counts["strip_observers"] == 0
     _write(tmp_path / "opt", program, params)
     task = "det" if config_path == DET else "rec"
     images = _images(config_path, f"{tiny_data}/{task}", 3)

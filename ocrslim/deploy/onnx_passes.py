@@ -4,7 +4,8 @@ paddle2onnx turns a QAT model into Q/DQ pairs with signed int8 activations, floa
 through QuantizeLinear at run time, and a few tensors that are both quantized and read in float.
 onnxruntime then leaves 14 of the 62 det convs in float, spends ~1/4 of the run in (De)QuantizeLinear
 and is slower than the FP32 model (see ../shared/STACK.md). optimize_int8_onnx fixes what is in the
-way, without changing what the QAT model computes (hmean on the demo det set: 0.8000, same as the
+way (the passes in INT8_PASSES, each a function of an onnx_graph.OnnxGraph), without changing
+what the QAT model computes (hmean on the demo det set: 0.8000, same as the
 unmodified export):
 
 - weights: QuantizeLinear(float constant) -> int8 initializer (real int8 storage, no run-time Q);
@@ -22,104 +23,18 @@ Moving the affine *offsets* across a quantizer (into a zero point) would save tw
 block but shifts the quantization grid by a fraction of a step; the QAT model loses 0.02-0.04 det
 hmean from that, so it is not done here.
 """
-import collections
-
 import numpy as np
+
+from .onnx_graph import OnnxGraph, attrs, dequantized
 
 # ops that onnxruntime may fuse with a DequantizeLinear on their input (each needs its own DQ)
 _FUSABLE = {"Conv", "ConvTranspose", "Mul", "Add", "Concat", "GlobalAveragePool", "Resize", "MatMul",
             "AveragePool", "MaxPool", "Sigmoid", "LeakyRelu", "Gather", "Transpose", "Reshape", "Where", "Softmax"}
 
 
-class _Graph:
-    """The nodes and constants of an ONNX graph, with Constant nodes turned into initializers."""
-
-    def __init__(self, model):
-        from onnx import numpy_helper
-        self.model, self.graph = model, model.graph
-        self.consts = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
-        self.nodes = []
-        for n in self.graph.node:
-            if n.op_type == "Constant" and n.attribute[0].name == "value":
-                self.consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
-            else:
-                self.nodes.append(n)
-        self._uid = 0
-
-    def const(self, array, base):
-        self._uid += 1
-        name = f"{base}__fp{self._uid}"
-        self.consts[name] = array
-        return name
-
-    def producers(self):
-        return {o: n for n in self.nodes for o in n.output}
-
-    def readers(self):
-        out = collections.defaultdict(list)
-        for n in self.nodes:
-            for i in n.input:
-                out[i].append(n)
-        for o in self.graph.output:
-            out[o.name].append(None)  # None: read by the graph output
-        return out
-
-    def scalar(self, name):
-        a = self.consts.get(name)
-        return float(a.ravel()[0]) if a is not None and a.size == 1 else None
-
-    def save(self, path):
-        import onnx
-        from onnx import numpy_helper
-        # drop what nothing reads any more, then order the nodes (rewrites append nodes at the end)
-        while True:
-            readers = self.readers()
-            kept = [n for n in self.nodes if any(readers[o] for o in n.output)]
-            if len(kept) == len(self.nodes):
-                break
-            self.nodes = kept
-        ready = set(self.consts) | {i.name for i in self.graph.input} | {""}
-        ordered, pending = [], list(self.nodes)
-        while pending:
-            left = []
-            for n in pending:
-                if all(i in ready for i in n.input):
-                    ordered.append(n)
-                    ready.update(n.output)
-                else:
-                    left.append(n)
-            if len(left) == len(pending):
-                raise ValueError("graph has a cycle or a missing input")
-            pending = left
-        used = {i for n in ordered for i in n.input}
-        del self.graph.initializer[:]
-        self.graph.initializer.extend(numpy_helper.from_array(a, k) for k, a in self.consts.items() if k in used)
-        del self.graph.node[:]
-        self.graph.node.extend(ordered)
-        onnx.checker.check_model(self.model)
-        onnx.save(self.model, path)
-
-
-def _attrs(node):
-    from onnx import helper
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
-
-
-def _dequantized(g, dq):
-    """Float value of a DequantizeLinear of a constant (weights, bias)."""
-    q = g.consts[dq.input[0]].astype(np.float64)
-    s = g.consts[dq.input[1]].astype(np.float64)
-    z = g.consts[dq.input[2]].astype(np.float64) if len(dq.input) > 2 and dq.input[2] else 0.0
-    if s.size > 1:
-        shape = [1] * q.ndim
-        shape[_attrs(dq).get("axis", 1)] = -1
-        s = s.reshape(shape)
-        z = np.reshape(z, shape) if np.ndim(z) else z
-    return (q - z) * s
-
-
-def _int8_weights(g):
-    """QuantizeLinear(float constant) -> DequantizeLinear  ==>  int8 constant -> DequantizeLinear."""
+def int8_weights(g):
+    """QuantizeLinear(float constant) -> DequantizeLinear  ==>  int8 constant -> DequantizeLinear.
+    Returns the count."""
     readers, kept = g.readers(), []
     for n in g.nodes:
         if n.op_type != "QuantizeLinear" or n.input[0] not in g.consts:
@@ -130,39 +45,46 @@ def _int8_weights(g):
         z = g.consts[n.input[2]].astype(np.float64)
         if s.size > 1:
             shape = [1] * w.ndim
-            shape[_attrs(n).get("axis", 1)] = -1
+            shape[attrs(n).get("axis", 1)] = -1
             s, z = s.reshape(shape), z.reshape(shape)
         q = np.clip(np.round(w / s) + z, -128, 127).astype(np.int8)  # np.round: half to even, as ONNX
         name = g.const(q, n.input[0] + "_int8")
         for r in readers[n.output[0]]:
             r.input[0] = name
+    count = len(g.nodes) - len(kept)
     g.nodes = kept
+    return count
 
 
-def _uint8_activations(g):
-    """int8 zero point 0 -> uint8 zero point 128 on activations: the same 256 values."""
+def uint8_activations(g):
+    """int8 zero point 0 -> uint8 zero point 128 on activations: the same 256 values. Returns the
+    count of (de)quantizers changed."""
+    count = 0
     for n in g.nodes:
         if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.input[0] not in g.consts:
             z = g.consts[n.input[2]]
             if z.dtype == np.int8 and z.size == 1 and int(z.ravel()[0]) == 0:
                 n.input[2] = g.const(np.array(128, np.uint8).reshape(z.shape), "zp_u8")
+                count += 1
+    return count
 
 
-def _gap_from_conv_input(g):
-    """GAP(conv(x)) computed from x, so that the conv's only reader is its QuantizeLinear."""
+def gap_from_conv_input(g):
+    """GAP(conv(x)) computed from x, so that the conv's only reader is its QuantizeLinear.
+    Returns the count."""
     from onnx import helper
     producers, added, dropped = g.producers(), [], set()
     for gap in g.nodes:
         conv = producers.get(gap.input[0]) if gap.op_type == "GlobalAveragePool" else None
         if conv is None or conv.op_type != "Conv":
             continue
-        a = _attrs(conv)
+        a = attrs(conv)
         if a.get("group", 1) != 1 or a.get("strides", [1, 1]) != [1, 1] or a.get("dilations", [1, 1]) != [1, 1]:
             continue
         if producers.get(conv.input[1]) is None or producers[conv.input[1]].op_type != "DequantizeLinear":
             continue
-        w = _dequantized(g, producers[conv.input[1]]).astype(np.float32)
-        b = (_dequantized(g, producers[conv.input[2]]).astype(np.float32).ravel() if len(conv.input) > 2
+        w = dequantized(g, producers[conv.input[1]]).astype(np.float32)
+        b = (dequantized(g, producers[conv.input[2]]).astype(np.float32).ravel() if len(conv.input) > 2
              else np.zeros(w.shape[0], np.float32))
         x, y, t = conv.input[0], gap.output[0], gap.output[0] + "__gap"
         kernel, pads = tuple(a["kernel_shape"]), list(a.get("pads", [0, 0, 0, 0]))
@@ -212,10 +134,12 @@ def _gap_from_conv_input(g):
         added += nodes
         dropped.add(id(gap))
     g.nodes = [n for n in g.nodes if id(n) not in dropped] + added
+    return len(dropped)
 
 
-def _fold_scalar_muls(g):
+def fold_scalar_muls(g):
     """Scalar Mul next to a quantizer goes into the quantizer's scale (exact: same rounding).
+    Returns the count.
     DQ(v, q) -> Mul s -> Add b       ==>  DQ(v, q*s) -> Add b
     Mul s -> Add b -> Q(q)           ==>  Add b/s -> Q(q/s)"""
     producers, readers, dropped = g.producers(), g.readers(), set()
@@ -248,10 +172,12 @@ def _fold_scalar_muls(g):
             add.input[:] = [h, g.const(np.array([b / s], np.float32), "offset")]
             dropped.add(id(mul))
     g.nodes = [n for n in g.nodes if id(n) not in dropped]
+    return len(dropped)
 
 
-def _fold_convtranspose_bn(g):
-    """ConvTranspose -> Add(per-channel bias) -> BatchNormalization: one ConvTranspose with bias."""
+def fold_convtranspose_bn(g):
+    """ConvTranspose -> Add(per-channel bias) -> BatchNormalization: one ConvTranspose with bias.
+    Returns the count."""
     readers, dropped = g.readers(), set()
     for ct in g.nodes:
         if ct.op_type != "ConvTranspose" or len(ct.input) > 2 or ct.input[1] not in g.consts:
@@ -265,20 +191,22 @@ def _fold_convtranspose_bn(g):
             continue
         bn = bn[0]
         w = g.consts[ct.input[1]].astype(np.float64)  # [C_in, C_out/group, kh, kw]
-        if _attrs(ct).get("group", 1) != 1:
+        if attrs(ct).get("group", 1) != 1:
             continue
         b0 = np.broadcast_to(g.consts[add.input[1]].astype(np.float64).ravel(), (w.shape[1],))
         gamma, beta, mean, var = (g.consts[i].astype(np.float64) for i in bn.input[1:5])
-        f = gamma / np.sqrt(var + _attrs(bn).get("epsilon", 1e-5))
+        f = gamma / np.sqrt(var + attrs(bn).get("epsilon", 1e-5))
         ct.input[1] = g.const((w * f.reshape(1, -1, 1, 1)).astype(np.float32), "ct_w")
         ct.input.append(g.const(((b0 - mean) * f + beta).astype(np.float32), "ct_b"))
         ct.output[0] = bn.output[0]
         dropped |= {id(add), id(bn)}
     g.nodes = [n for n in g.nodes if id(n) not in dropped]
+    return len(dropped) // 2
 
 
-def _one_dq_per_reader(g):
-    """ORT fuses a DQ into a QLinear op only when that op is its sole reader: give each fusable reader its own."""
+def one_dq_per_reader(g):
+    """ORT fuses a DQ into a QLinear op only when that op is its sole reader: give each fusable
+    reader its own. Returns the count of copies made."""
     from onnx import helper
     readers, out = g.readers(), []
     for n in g.nodes:
@@ -294,7 +222,9 @@ def _one_dq_per_reader(g):
             copy.attribute.extend(n.attribute)
             out.append(copy)
             r.input[:] = [copy.output[0] if i == n.output[0] else i for i in r.input]
+    count = len(out) - len(g.nodes)
     g.nodes = out
+    return count
 
 
 _QUANTIZABLE = ("Conv", "ConvTranspose", "MatMul", "Gemm")
@@ -313,7 +243,7 @@ def _activation_dq(g, name, producers):
 
 def quantized_nodes(model):
     """Output names of the conv/matmul nodes that read a quantized activation."""
-    g = _Graph(model)
+    g = OnnxGraph(model)
     producers = g.producers()
     return {n.output[0] for n in g.nodes
             if n.op_type in _QUANTIZABLE and any(_activation_dq(g, i, producers) for i in n.input)}
@@ -326,7 +256,7 @@ def _float_graph(g):
         if n.op_type != "DequantizeLinear":
             continue
         if n.input[0] in g.consts:
-            g.consts[n.output[0]] = _dequantized(g, n).astype(np.float32)
+            g.consts[n.output[0]] = dequantized(g, n).astype(np.float32)
         else:
             q = producers.get(n.input[0])
             if q is None or q.op_type != "QuantizeLinear":
@@ -357,9 +287,8 @@ def apply_quantizers(src_onnx, dst_onnx, quantizers):
       output is left float. MatMuls get no output Q: onnxruntime runs DQ->MatMul as
       MatMulIntegerToFloat, int8 and exact.
     """
-    import onnx
     from onnx import helper
-    g = _Graph(onnx.load(src_onnx))
+    g = OnnxGraph.load(src_onnx)
     _float_graph(g)
     by_out = {n.output[0]: n for n in g.nodes}
     missing = set(quantizers) - set(by_out)
@@ -436,8 +365,7 @@ def uint8_weights(src_onnx, dst_onnx):
     the text of 6 crops against the VNNI CPU; U8U8 gave bit-identical outputs. On a VNNI CPU
     U8U8 costs 37-62% (rec 9.0 -> 12.4 ms, det 63 -> 102 ms), so it is only used without VNNI.
     """
-    import onnx
-    g = _Graph(onnx.load(src_onnx))
+    g = OnnxGraph.load(src_onnx)
     readers, count = g.readers(), 0
     for n in g.nodes:
         if n.op_type != "DequantizeLinear" or n.input[0] not in g.consts:
@@ -455,17 +383,29 @@ def uint8_weights(src_onnx, dst_onnx):
     return dst_onnx, count
 
 
+# The rewrites of an int8 export for onnxruntime, in order: real int8 weights and uint8
+# activations first (what the patterns below match on), the float rewrites around the
+# quantizers next, and the DQ copies last, once every reader is final.
+INT8_PASSES = (
+    ("int8_weights", int8_weights),
+    ("uint8_activations", uint8_activations),
+    ("gap_from_conv_input", gap_from_conv_input),
+    ("fold_scalar_muls", fold_scalar_muls),
+    ("fold_convtranspose_bn", fold_convtranspose_bn),
+    ("one_dq_per_reader", one_dq_per_reader),
+)
+
+
+def run_passes(g, passes=INT8_PASSES):
+    """Apply passes to the graph g in order; returns {pass name: how many rewrites it made}."""
+    return {name: fn(g) for name, fn in passes}
+
+
 def optimize_int8_onnx(src_onnx, dst_onnx):
     """Rewrite a paddle2onnx int8 (Q/DQ) export for onnxruntime's CPU int8 kernels; returns dst_onnx.
     The result computes what the QAT model computes (see the module docstring), stores int8 weights,
     and runs its convs as QLinearConv."""
-    import onnx
-    g = _Graph(onnx.load(src_onnx))
-    _int8_weights(g)
-    _uint8_activations(g)
-    _gap_from_conv_input(g)
-    _fold_scalar_muls(g)
-    _fold_convtranspose_bn(g)
-    _one_dq_per_reader(g)
+    g = OnnxGraph.load(src_onnx)
+    run_passes(g)
     g.save(dst_onnx)
     return dst_onnx
