@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DATA := ocr_data/demo
 
-.PHONY: setup data demo bench test test-fast clean
+.PHONY: setup data demo bench test test-fast clean icdar2015 real
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,22 @@ $(DEMO_DATA)/rec/eval.txt: | setup
 demo: setup data
 	$(PY) run.py -c configs/ppocrv4/det_mobile.yaml --save_dir output/demo/det --overwrite
 	$(PY) run.py -c configs/ppocrv4/rec_mobile.yaml --save_dir output/demo/rec --overwrite
+
+# Real data (not needed by demo or test): ICDAR2015 in PaddleOCR format, a folder ICDAR2015 that
+# holds det/train.txt (+ images) and rec/train.txt (crops named <image stem>_<k>.png; cut them from
+# the det labels with ocr_data/icdar2015.py crop). `make icdar2015` writes ocr_data/icdar2015/
+# {det,rec}/{train,dev}.txt (a fixed 20% dev split by image name, nothing copied); `make real`
+# compresses the bundled models with the real-data recipes (train on train, choose on dev).
+ICDAR2015 ?=
+icdar2015: setup
+	@test -n "$(ICDAR2015)" || { echo "error: set ICDAR2015=folder with det/train.txt and rec/train.txt (see ocr_data/README.md)"; exit 2; }
+	$(PY) ocr_data/icdar2015.py split --det_label $(ICDAR2015)/det/train.txt --rec_label $(ICDAR2015)/rec/train.txt \
+		--out ocr_data/icdar2015 --overwrite
+
+real: setup
+	@test -f ocr_data/icdar2015/det/dev.txt || { echo "error: no ocr_data/icdar2015/det/dev.txt: run make icdar2015 ICDAR2015=... first"; exit 2; }
+	$(PY) run.py -c configs/ppocrv4/det_icdar2015.yaml --save_dir output/icdar2015/det --overwrite
+	$(PY) run.py -c configs/ppocrv4/rec_icdar2015.yaml --save_dir output/icdar2015/rec --overwrite
 
 # Deployment benchmark of the demo models (run make demo first): FP32 vs our int8 vs the
 # onnxruntime PTQ peer, on Paddle Inference and onnxruntime, 2 threads; then the whole

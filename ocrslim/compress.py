@@ -109,9 +109,11 @@ class _ArrayDataset:
         return len(self.arrays)
 
 
-def calibrate(model_files, feeds, quant_cfg, keep_float, algo, place):
+def calibrate(model_files, feeds, quant_cfg, keep_float, algo, place, save_dir=None):
     """Post-training calibration: {activation tensor name: threshold}.
 
+    save_dir: also write the calibrated-only int8 model there (inference.pdmodel +
+    inference.pdiparams): what calibration alone gives, the floor QAT must beat.
     Runs in its own scope so nothing leaks into ACT's programs.
     """
     import paddle
@@ -127,7 +129,7 @@ def calibrate(model_files, feeds, quant_cfg, keep_float, algo, place):
     scope = paddle.static.Scope()
     with paddle.static.scope_guard(scope), uniform_histograms():
         return _run_ptq(PostTrainingQuantization, place, model_files, loader, len(feeds), algo,
-                        quant_cfg, keep_float, scope)
+                        quant_cfg, keep_float, scope, save_dir)
 
 
 def histogram_uniform(values, edges):
@@ -167,7 +169,8 @@ def uniform_histograms():
         cls._sample_histogram = original
 
 
-def _run_ptq(PostTrainingQuantization, place, model_files, loader, batch_nums, algo, quant_cfg, keep_float, scope):
+def _run_ptq(PostTrainingQuantization, place, model_files, loader, batch_nums, algo, quant_cfg, keep_float, scope,
+             save_dir=None):
     import paddle
     ptq = PostTrainingQuantization(
         executor=paddle.static.Executor(place), model_dir=model_files[0],
@@ -177,6 +180,8 @@ def _run_ptq(PostTrainingQuantization, place, model_files, loader, batch_nums, a
         weight_quantize_type=quant_cfg.get("weight_quantize_type", "channel_wise_abs_max"),
         onnx_format=True, skip_tensor_list=list(keep_float), scope=scope)
     ptq.quantize()
+    if save_dir:
+        ptq.save_quantized_model(save_dir, model_filename="inference.pdmodel", params_filename="inference.pdiparams")
     return {k: float(np.max(v)) for k, v in ptq._scale_dict.items()}
 
 

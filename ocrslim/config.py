@@ -192,4 +192,7 @@ COMPRESS_DEFAULTS = merge(DEFAULTS, {
         "keep_float": [],        # tensor names whose ops stay in float (PTQ and QAT)
     },
     "QuantAware": {}, "Distillation": {}, "TrainConfig": {},
+    # optional, laid out like Eval: run.py reports FP32 and both int8 candidates on it and
+    # never chooses anything by it
+    "Test": None,
 })

@@ -71,6 +71,10 @@ def load_config(args):
         config["Global"]["model_dir"] = args.model_dir
     if args.devices:
         config["Global"]["devices"] = args.devices
+    if config.get("Test"):  # a Test section takes Eval's transforms and loader unless it sets its own
+        config["Test"] = cfg.merge({"dataset": {"transforms": config["Eval"]["dataset"]["transforms"]},
+                                    "loader": config["Eval"]["loader"]}, config["Test"])
+        cfg.require(config, "Test.dataset.data_dir", "Test.dataset.label_file_list")
     return config
 
 
@@ -92,20 +96,31 @@ def act_eval(exe, program, feed_names, fetch_targets, samples, task, batch_size,
     return float(result["metrics"][task.main_indicator])
 
 
-def summary(task, baseline, compressed, sizes, seconds):
+def summary(task, baseline, candidates, chosen, sizes, seconds, test=None):
+    """The step 4 table: FP32 and both int8 candidates on Eval (and Test), which one was kept."""
     key = task.main_indicator
-    drop = baseline["metrics"][key] - compressed["metrics"][key]
+    base = baseline["metrics"][key]
+    header = ["model", f"Eval {key}", "drop"] + ([f"Test {key}", "drop"] if test else []) + ["MB", "eval ms/img", "kept"]
     rows = []
-    for name, res, size in (("FP32", baseline, sizes["baseline"]), ("int8", compressed, sizes["compressed"])):
-        per_img = res["seconds"] / max(res["images"], 1)
-        rows.append([name, f"{res['metrics'][key]:.4f}", f"{drop:+.4f}" if name == "int8" else "",
-                     f"{size:.2f}", f"{per_img * 1000:.0f}"])
-    title = f"{task.name}: {key} (drop = FP32 - int8), size on disk, eval ms/image (static Executor); total {seconds:.0f}s"
-    return table(["model", key, "drop", "MB", "eval ms/img"], rows, title=title)
+    for name, res in (("FP32", baseline), *((f"int8 {k}", v) for k, v in candidates.items())):
+        short = name.split()[-1]
+        row = [name, f"{res['metrics'][key]:.4f}", "" if name == "FP32" else f"{base - res['metrics'][key]:+.4f}"]
+        if test:
+            got = test["baseline" if name == "FP32" else short][key]
+            row += [f"{got:.4f}", "" if name == "FP32" else f"{test['baseline'][key] - got:+.4f}"]
+        size = sizes["baseline"] if name == "FP32" else sizes["compressed"]
+        row += [f"{size:.2f}", f"{res['seconds'] / max(res['images'], 1) * 1000:.0f}", "yes" if short == chosen else ""]
+        rows.append(row)
+    title = (f"{task.name}: {key} (drop = FP32 - int8; Eval chooses, Test only reports), size on disk, "
+             f"eval ms/image (static Executor); total {seconds:.0f}s")
+    return table(header, rows, title=title)
 
 
-def compress_model(config, model_files, staging, task_cls, samples, rank, world, progress):
-    """Step 2: calibrate on train images, then ACT QAT + distillation into `staging`."""
+def compress_model(config, model_files, staging, task_cls, samples, rank, world, progress, calibrated=None):
+    """Step 2: calibrate on train images, then ACT QAT + distillation into `staging`.
+
+    calibrated: a folder for the calibrated-only int8 model (rank 0), the floor the
+    trained model must beat in step 3."""
     import paddle
     g = config["Global"]
     place = mdl.place(g["devices"])
@@ -118,7 +133,7 @@ def compress_model(config, model_files, staging, task_cls, samples, rank, world,
     calib = config["Calibration"]
     t0 = time.time()
     scales = cmp.calibrate(model_files, cmp.calibration_batches(reader, calib["batch_nums"]),
-                           config["QuantAware"], keep_float, calib["algo"], place)
+                           config["QuantAware"], keep_float, calib["algo"], place, save_dir=calibrated)
     log.info("calibrated %d tensors (%s) in %.0fs", len(scales), calib["algo"], time.time() - t0)
     paddle.enable_static()
     callback = functools.partial(act_eval, samples=samples, task=task_cls(config),
@@ -155,16 +170,19 @@ def main(argv=None):
     # ACT makes a temp folder inside save_dir on every rank; only rank 0 saves,
     # so the other ranks get a private throwaway folder.
     staging = staging_dir(args.save_dir) if rank == 0 else tempfile.mkdtemp(prefix=f"ocrslim-rank{rank}-")
+    calibrated = tempfile.mkdtemp(prefix="ocrslim-calibrated-") if rank == 0 else None
     try:
         strategy = compress_model(config, model_files, staging, task_cls, samples,
-                                  rank, world, progress)
+                                  rank, world, progress, calibrated)
         times["compress"] = time.time() - t
         if rank != 0:
             return {}
-        return _finish(args, config, task_cls, samples, staging, baseline, strategy, times, start, progress)
+        return _finish(args, config, task_cls, samples, staging, calibrated, baseline, strategy, times, start,
+                       progress)
     finally:
-        if os.path.isdir(staging):  # published staging folders are gone already
-            shutil.rmtree(staging, ignore_errors=True)
+        for folder in (staging, calibrated):
+            if folder and os.path.isdir(folder):  # published staging folders are gone already
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _predict(global_cfg, task_cls, config):
@@ -173,15 +191,61 @@ def _predict(global_cfg, task_cls, config):
     return mdl.predictor(exe, program, feeds, fetches)
 
 
-def _finish(args, config, task_cls, samples, staging, baseline, strategy, times, start, progress):
-    """Steps 3 and 4 (rank 0): evaluate the saved int8 model, report, publish."""
+def _evaluate_dir(model_dir, config, task_cls, samples, desc, progress):
+    """The executor's figure for an int8 model folder (inference.pdmodel + .pdiparams)."""
+    g = dict(config["Global"], model_dir=model_dir, model_filename="inference.pdmodel",
+             params_filename="inference.pdiparams")
+    return evaluate(_predict(g, task_cls, config), samples, task_cls(config),
+                    config["Eval"]["loader"]["batch_size_per_card"], desc=desc, progress=progress)
+
+
+def choose(task_cls, calibrated, trained):
+    """Do no harm: the trained model unless it is worse on Eval than calibration alone.
+    Returns (name, reason)."""
+    key = task_cls.main_indicator
+    cal, qat = calibrated["metrics"][key], trained["metrics"][key]
+    if qat >= cal:
+        return "trained", f"training kept or raised the Eval {key} ({cal:.4f} calibrated, {qat:.4f} trained)"
+    return "calibrated", (f"training lowered the Eval {key} from {cal:.4f} (calibrated only) to {qat:.4f}, so the "
+                          "calibrated model is kept. That happens with too few steps from the calibrated scales or "
+                          "when the Train images differ from the Eval images (domain gap): raise "
+                          "TrainConfig.train_iter, lower the learning rate, or train on data like the Eval set")
+
+
+def _test_figures(config, task_cls, candidates, progress):
+    """The optional Test section: FP32 and both int8 candidates on it, reported, never chosen by."""
+    from .data import build_samples
+    test_config = dict(config, Eval=config["Test"])
+    samples = build_samples(config["Test"], task_cls.name)
+    out = {"images": len(samples)}
+    out["baseline"] = evaluate(_predict(config["Global"], task_cls, test_config), samples, task_cls(test_config),
+                               config["Test"]["loader"]["batch_size_per_card"], desc="test FP32",
+                               progress=progress)["metrics"]
+    for name, folder in candidates.items():
+        out[name] = _evaluate_dir(folder, test_config, task_cls, samples, f"test int8 {name}", progress)["metrics"]
+    return out
+
+
+def _finish(args, config, task_cls, samples, staging, calibrated, baseline, strategy, times, start, progress):
+    """Steps 3 and 4 (rank 0): evaluate the calibrated-only and the trained int8 models, keep
+    the better one, report, publish."""
     t = time.time()
-    log.info("[3/5] evaluating the compressed model")
-    int8_cfg = dict(config["Global"], model_dir=staging,
-                    model_filename="inference.pdmodel", params_filename="inference.pdiparams")
-    compressed = evaluate(_predict(int8_cfg, task_cls, config), samples, task_cls(config),
-                          config["Eval"]["loader"]["batch_size_per_card"], desc="eval int8", progress=progress)
+    log.info("[3/5] evaluating the int8 models: calibrated only, and trained")
+    candidates = {"calibrated": _evaluate_dir(calibrated, config, task_cls, samples, "eval int8 calibrated", progress),
+                  "trained": _evaluate_dir(staging, config, task_cls, samples, "eval int8 trained", progress)}
+    chosen, why = choose(task_cls, candidates["calibrated"], candidates["trained"])
+    log.info("kept the %s model: %s", chosen, why)
+    if chosen == "calibrated":
+        for name in ("inference.pdmodel", "inference.pdiparams"):
+            shutil.copyfile(os.path.join(calibrated, name), os.path.join(staging, name))
+    compressed = candidates[chosen]
     times["compressed_eval"] = time.time() - t
+    test = None
+    if config.get("Test"):
+        t = time.time()
+        log.info("[3/5] the Test set (reported only): FP32 and both int8 models")
+        test = _test_figures(config, task_cls, {"calibrated": calibrated, "trained": staging}, progress)
+        times["test_eval"] = time.time() - t
 
     log.info("[4/5] summary")
     model_dir = mdl.model_files(config["Global"])[0]
@@ -191,9 +255,12 @@ def _finish(args, config, task_cls, samples, staging, baseline, strategy, times,
     seconds = time.time() - start
     report = {"model_type": task_cls.name, "model_dir": model_dir, "main_indicator": task_cls.main_indicator,
               "baseline": baseline["metrics"], "compressed": compressed["metrics"],
+              "candidates": {k: v["metrics"] for k, v in candidates.items()}, "chosen": chosen, "chosen_why": why,
               "size_mb": {k: round(v, 3) for k, v in sizes.items()}, "seconds": round(seconds, 1),
               "step_seconds": {k: round(v, 1) for k, v in times.items()},
               "strategy": {**strategy, "Calibration": config["Calibration"]}}
+    if test:
+        report["test"] = test
     cfg.dump(config, os.path.join(staging, "config_used.yaml"))
     # what the runtimes run, for ocrslim.load_predictor and users' own predictor code; the
     # files above stay as ACT saved them (executor eval, ONNX export)
@@ -201,7 +268,7 @@ def _finish(args, config, task_cls, samples, staging, baseline, strategy, times,
     # written before step 5 too: bench labels a model with a report.json as ours
     report["cpu"] = cpu.summary()
     write_json(os.path.join(staging, "report.json"), report)
-    print(summary(task_cls, baseline, compressed, sizes, seconds))
+    print(summary(task_cls, baseline, candidates, chosen, sizes, seconds, test))
     # published before step 5: a benchmark that crashes can never cost the finished model
     publish(staging, args.save_dir)
     log.info("wrote %s", args.save_dir)

@@ -22,11 +22,18 @@ def tiny_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def compressed_det(tiny_data, tmp_path_factory):
-    """run.py on det with a few steps, including step 5 (bench + report); (save_dir, report)."""
+    """run.py on det with a few steps, including step 5 (bench + report), and a Test section
+    (the tiny train images: reported, never chosen by); (save_dir, report)."""
+    import yaml
     from helpers import data_overrides
     from ocrslim.run_cli import main
-    save = str(tmp_path_factory.mktemp("int8") / "det")
-    report = main(["-c", "configs/ppocrv4/det_mobile.yaml", "--save_dir", save, "--quiet", "-o",
+    tmp = tmp_path_factory.mktemp("int8")
+    save = str(tmp / "det")
+    config = yaml.safe_load(open("configs/ppocrv4/det_mobile.yaml", encoding="utf-8"))
+    config["Test"] = {"dataset": {"data_dir": f"{tiny_data}/det", "label_file_list": [f"{tiny_data}/det/train.txt"]}}
+    with open(tmp / "det_with_test.yaml", "w", encoding="utf-8") as f:
+        yaml.safe_dump(config, f)
+    report = main(["-c", str(tmp / "det_with_test.yaml"), "--save_dir", save, "--quiet", "-o",
                    *data_overrides(tiny_data, "det"), "Train.loader.batch_size_per_card=2",
                    "Train.dataset.transforms.1.DetResizeForTest.image_shape=[320, 320]",
                    "Calibration.batch_nums=2", "TrainConfig.train_iter=3", "TrainConfig.eval_iter=3"])

@@ -49,6 +49,14 @@ def test_compress_det(compressed_det):
     fp32, int8 = report["baseline"]["hmean"], report["compressed"]["hmean"]
     assert fp32 > 0.3, "FP32 det should find text on the tiny set"
     assert int8 >= fp32 - BOUND["det"], (fp32, int8)
+    # do no harm: both int8 candidates were measured on Eval and the better one was kept
+    cands = report["candidates"]
+    assert set(cands) == {"calibrated", "trained"} and report["chosen"] in cands
+    assert report["compressed"] == cands[report["chosen"]]
+    assert cands[report["chosen"]]["hmean"] == max(c["hmean"] for c in cands.values())
+    # the Test section is reported for FP32 and both candidates (8 train images here)
+    assert set(report["test"]) == {"images", "baseline", "calibrated", "trained"} and report["test"]["images"] == 8
+    assert all("hmean" in report["test"][k] for k in ("baseline", "calibrated", "trained"))
     # step 5: the deployment report sits next to the model
     assert {"report.md", "report.png", "bench.json"} <= set(os.listdir(save))
     # step 5 ran FP32 and ours on the runtime auto picks for this CPU, and the peer

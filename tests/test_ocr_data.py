@@ -245,3 +245,275 @@ def test_icdar2015_missing_inputs(ic15, tmp_path):
     with pytest.raises(SystemExit) as e:
         icdar2015.main(["--det_gt_dir", str(ic15 / "gt")])  # incomplete group
     assert str(e.value).startswith("error:")
+
+
+# ------------------------------------- icdar2015.py crop / split (PaddleOCR labels)
+
+def _gradient(w=64, h=48):
+    import numpy as np
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([x * 3, y * 5, (x + y) * 2], axis=-1).astype(np.uint8)  # BGR, all < 256
+
+
+def _rotated_quad(cx, cy, half_w, half_h, degrees):
+    import math
+    a = math.radians(degrees)
+    ux, uy, vx, vy = math.cos(a), math.sin(a), -math.sin(a), math.cos(a)
+    return [[cx + sx * half_w * ux + sy * half_h * vx, cy + sx * half_w * uy + sy * half_h * vy]
+            for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]  # TL, TR, BR, BL
+
+
+RECT, TALL, EDGE = [[10, 5], [40, 5], [40, 20], [10, 20]], [[50, 2], [58, 2], [58, 40], [50, 40]], \
+    [[-5, -5], [10, -5], [10, 5], [-5, 5]]
+
+
+@pytest.fixture
+def det_set(tmp_path):
+    """root/det/train.txt over root/det/imgs/img_{1,2}.png (lossless, so crops compare exactly)."""
+    import cv2
+    root = tmp_path / "data"
+    (root / "det" / "imgs").mkdir(parents=True)
+    img = _gradient()
+    cv2.imwrite(str(root / "det" / "imgs" / "img_1.png"), img)
+    cv2.imwrite(str(root / "det" / "imgs" / "img_2.png"), img)
+    boxes1 = [{"transcription": "ABC", "points": RECT},                                  # k=1
+              {"transcription": "###", "points": [[1, 30], [9, 30], [9, 40], [1, 40]]},  # k=2
+              {"transcription": "rot", "points": _rotated_quad(32, 30, 12, 4, 20)},      # k=3
+              {"transcription": "TALL", "points": TALL},                                 # k=4
+              {"transcription": "flat", "points": [[5, 44], [20, 44], [30, 44], [5, 44]]},  # k=5
+              {"transcription": "edge", "points": EDGE}]                                 # k=6
+    boxes2 = [{"transcription": "###", "points": RECT}]
+    (root / "det" / "train.txt").write_text(
+        f"imgs/img_1.png\t{json.dumps(boxes1)}\nimgs/img_2.png\t{json.dumps(boxes2)}\n",
+        encoding="utf-8")
+    return root, img
+
+
+def _crop_args(root, out_dir, out_label, *extra):
+    return ["crop", "--det_label", str(root / "det" / "train.txt"), "--out_dir", str(out_dir),
+            "--out_label", str(out_label), *extra]
+
+
+def _rows(label):
+    return [ln.split("\t", 1) for ln in _read(label).splitlines()]
+
+
+def test_crop_names_counts_and_relative_paths(det_set, tmp_path):
+    root, _ = det_set
+    out_label, out_dir = root / "rec" / "train.txt", root / "crops"
+    res = icdar2015.main(_crop_args(root, out_dir, out_label))["crop"]
+    assert res == {"label": str(out_label), "crop_dir": str(out_dir), "images": 2, "crops": 4,
+                   "skipped_dont_care": 2, "skipped_degenerate": 1}
+    rows = _rows(out_label)
+    assert rows == [["../crops/img_1_0.png", "ABC"], ["../crops/img_1_2.png", "rot"],
+                    ["../crops/img_1_3.png", "TALL"], ["../crops/img_1_5.png", "edge"]]
+    for path, _ in rows:  # relative to the rec label file's directory
+        assert os.path.isfile(os.path.join(out_label.parent, path))
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "img_1_0.png", "img_1_2.png", "img_1_3.png", "img_1_5.png"]
+    with pytest.raises(SystemExit) as e:  # existing outputs are kept without --overwrite
+        icdar2015.main(_crop_args(root, out_dir, out_label))
+    assert str(e.value).startswith("error:") and "--overwrite" in str(e.value)
+    assert icdar2015.main(_crop_args(root, out_dir, out_label, "--overwrite"))["crop"]["crops"] == 4
+    with pytest.raises(SystemExit) as e:
+        icdar2015.main(_crop_args(root, tmp_path / "c2", root / "det" / "train.txt", "--overwrite"))
+    assert "det label file itself" in str(e.value)
+
+
+def test_crop_content_size_and_orientation(det_set):
+    import cv2
+    import numpy as np
+    root, img = det_set
+    icdar2015.main(_crop_args(root, root / "crops", root / "crops.txt"))
+    crop = {k + 1: cv2.imread(str(root / "crops" / f"img_1_{k}.png")) for k in (0, 2, 3, 5)}
+    # an axis-aligned rectangle is exactly the sub-image
+    assert np.array_equal(crop[1], img[5:20, 10:40])
+    # a tall box (8 x 38) comes out rotated 90 degrees counter-clockwise, as np.rot90
+    assert crop[4].shape == (8, 38, 3)
+    assert np.array_equal(crop[4], np.rot90(img[2:40, 50:58]))
+    # a rotated 24 x 8 box: upright 24 x 8 crop, centre pixel = the image at the box centre
+    assert crop[3].shape == (8, 24, 3)
+    assert np.abs(crop[3][4, 12].astype(int) - img[30, 32].astype(int)).max() <= 3
+    # points outside the image: the border is replicated
+    ys, xs = np.clip(np.arange(-5, 5), 0, None), np.clip(np.arange(-5, 10), 0, None)
+    assert np.array_equal(crop[6], img[ys][:, xs])
+
+
+def test_crop_box_rules():
+    import numpy as np
+    img = _gradient()
+    assert icdar2015.crop_box(img, [[0, 0], [10, 0], [20, 0], [5, 0]]) is None  # zero area
+    assert icdar2015.crop_box(img, [[3, 3], [3, 3], [9, 9], [3, 9]]) is None    # repeated corner
+    # size = longer opposite edges, truncated; 14 x 20 (ratio 1.43) is not rotated, 10 x 15 is
+    assert icdar2015.crop_box(img, [[0, 0], [14, 0], [14.4, 20], [0, 20.4]]).shape == (20, 14, 3)
+    assert icdar2015.crop_box(img, [[0, 0], [10, 0], [10, 15], [0, 15]]).shape == (10, 15, 3)
+    assert icdar2015.crop_box(img, [[0, 0], [12.6, 0], [12.6, 9.6], [0, 9.6]]).shape == (9, 12, 3)
+    tiny = icdar2015.crop_box(img, [[5, 5], [5.3, 5], [5.3, 5.2], [5, 5.2]])
+    assert tiny.shape == (1, 1, 3)
+    assert np.array_equal(icdar2015.crop_box(img[..., 0], RECT), img[5:20, 10:40, 0])  # gray
+
+
+def test_crop_bad_det_labels_are_one_line_errors(det_set):
+    root, _ = det_set
+    label = root / "det" / "train.txt"
+    for text, expect in (("imgs/img_1.png [1]", "train.txt:1"),
+                         ("imgs/img_1.png\t{not json", "not valid JSON"),
+                         ('imgs/img_9.png\t[]', "img_9.png not found"),
+                         ('imgs/img_1.png\t[{"transcription": "a", "points": [[1, 2], [3, 4], [5, 6]]}]',
+                          "3 points"),
+                         ('imgs/img_1.png\t[{"transcription": "", "points": ' + json.dumps(RECT) + "}]",
+                          "empty transcription")):
+        label.write_text(text + "\n", encoding="utf-8")
+        with pytest.raises(SystemExit) as e:
+            icdar2015.main(_crop_args(root, root / "crops", root / "crops.txt"))
+        msg = str(e.value)
+        assert msg.startswith("error:") and expect in msg and "\n" not in msg, msg
+    assert not (root / "crops.txt").exists()
+
+
+def test_split_rule_deterministic_and_about_the_fraction():
+    import hashlib
+    names = [f"img_{i}.jpg" for i in range(200)]
+    dev = {n for n in names if icdar2015.is_dev(n)}
+    assert dev == {n for n in names if icdar2015.is_dev(n, seed=0, dev_percent=20)}
+    assert 0.10 <= len(dev) / len(names) <= 0.30
+    assert dev != {n for n in names if icdar2015.is_dev(n, seed=1)}
+    for n in names[:20]:  # the documented formula
+        h = int(hashlib.sha256(f"0:{n}".encode()).hexdigest()[:16], 16) / 16 ** 16
+        assert icdar2015.is_dev(n) == (h < 0.2)
+    assert {n for n in names if icdar2015.is_dev(n, dev_percent=40)} >= dev  # nested
+
+
+@pytest.fixture
+def paddle_set(tmp_path):
+    """30 det images (img_1.jpg ... img_30.jpg; seed 0 / 20 % puts 7, 20, 30 in dev) and their
+    crops img_N_1.png, img_N_2.png (empty files: the split only rewrites paths)."""
+    root = tmp_path / "src"
+    for d in ("det/imgs", "rec/imgs"):
+        (root / d).mkdir(parents=True)
+    det, rec = [], []
+    for n in range(1, 31):
+        (root / "det" / "imgs" / f"img_{n}.jpg").write_bytes(b"")
+        boxes = [{"transcription": "a", "points": RECT}, {"transcription": "###", "points": RECT},
+                 {"transcription": f"w{n}", "points": RECT}]
+        det.append(f"imgs/img_{n}.jpg\t{json.dumps(boxes)}")
+        for k in (1, 3):
+            (root / "rec" / "imgs" / f"img_{n}_{k}.png").write_bytes(b"")
+            rec.append(f"imgs/img_{n}_{k}.png\tw{n}")
+    (root / "det" / "train.txt").write_text("\n".join(det) + "\n", encoding="utf-8")
+    (root / "rec" / "train.txt").write_text("\n".join(rec) + "\n", encoding="utf-8")
+    return root
+
+
+def _split_args(src, out, *extra, rec=True):
+    args = ["split", "--det_label", str(src / "det" / "train.txt"), "--out", str(out), *extra]
+    return args + (["--rec_label", str(src / "rec" / "train.txt")] if rec else [])
+
+
+def _split_images(out, kind):
+    """{split: set of image stems} of OUT/kind/{train,dev}.txt; checks that every path resolves."""
+    res = {}
+    for s in ("train", "dev"):
+        label = out / kind / f"{s}.txt"
+        res[s] = []
+        for path, _ in _rows(label):
+            assert os.path.isfile(os.path.join(label.parent, path)), path
+            stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            res[s].append(stem if kind == "det" else stem.rsplit("_", 1)[0])
+    return res
+
+
+def test_split_writes_disjoint_labels_and_crops_follow_their_image(paddle_set, tmp_path):
+    out = tmp_path / "out"
+    res = icdar2015.main(_split_args(paddle_set, out))["split"]
+    assert res["dev"] == {"images": 3, "boxes": 9, "cared": 6, "crops": 6}
+    assert res["train"] == {"images": 27, "boxes": 81, "cared": 54, "crops": 54}
+    det, rec = _split_images(out, "det"), _split_images(out, "rec")
+    assert sorted(det["dev"]) == ["img_20", "img_30", "img_7"]
+    assert not set(det["train"]) & set(det["dev"])
+    assert len(det["train"]) + len(det["dev"]) == 30
+    assert set(rec["dev"]) == set(det["dev"]) and set(rec["train"]) == set(det["train"])
+    first = _read(out / "det" / "dev.txt").splitlines()[0]
+    assert first.startswith("../../src/det/imgs/img_7.jpg\t[{")  # box JSON kept as it was
+    before = {p: p.read_bytes() for p in out.rglob("*.txt")}
+    icdar2015.main(_split_args(paddle_set, out, "--overwrite"))  # deterministic
+    assert before == {p: p.read_bytes() for p in out.rglob("*.txt")}
+    other = icdar2015.main(_split_args(paddle_set, tmp_path / "s1", "--seed", "1",
+                                       "--dev_percent", "50", rec=False))["split"]
+    assert "crops" not in other["dev"] and not (tmp_path / "s1" / "rec").exists()
+    assert other["dev"]["images"] + other["train"]["images"] == 30
+
+
+def test_split_refuses_existing_outputs_and_the_source_labels(paddle_set, tmp_path):
+    out = tmp_path / "out"
+    (out / "rec").mkdir(parents=True)
+    (out / "rec" / "dev.txt").write_text("old\n")
+    with pytest.raises(SystemExit) as e:
+        icdar2015.main(_split_args(paddle_set, out))
+    assert str(e.value).startswith("error:") and "dev.txt" in str(e.value)
+    assert "--overwrite" in str(e.value) and not (out / "det").exists()
+    assert _read(out / "rec" / "dev.txt") == "old\n"
+    for extra in ((), ("--overwrite",)):  # OUT = the source folder would replace det/train.txt
+        with pytest.raises(SystemExit) as e:
+            icdar2015.main(_split_args(paddle_set, paddle_set, *extra))
+        assert "source label file" in str(e.value)
+    assert len(_read(paddle_set / "det" / "train.txt").splitlines()) == 30
+    with pytest.raises(SystemExit) as e:
+        icdar2015.main(_split_args(paddle_set, out, "--dev_percent", "0"))
+    assert str(e.value).startswith("error:")
+
+
+def test_split_bad_crop_names_are_one_line_errors(paddle_set, tmp_path):
+    rec = paddle_set / "rec" / "train.txt"
+    (paddle_set / "rec" / "imgs" / "word_x.png").write_bytes(b"")
+    (paddle_set / "rec" / "imgs" / "img_99_1.png").write_bytes(b"")
+    for line, expect in (("imgs/word_x.png\tx", "word_x.png is not named <image stem>_<k>.<ext>"),
+                         ("imgs/img_99_1.png\tx", "img_99_1.png: its image img_99.* is not in"),
+                         ("imgs/img_1_7.png\tx", "img_1_7.png not found")):
+        rec.write_text("imgs/img_1_1.png\tw1\n" + line + "\n", encoding="utf-8")
+        with pytest.raises(SystemExit) as e:
+            icdar2015.main(_split_args(paddle_set, tmp_path / "out"))
+        msg = str(e.value)
+        assert msg.startswith("error:") and "train.txt:2" in msg and expect in msg, msg
+        assert "\n" not in msg
+    assert not (tmp_path / "out").exists()
+
+
+def test_crop_then_split(det_set, tmp_path):
+    root, _ = det_set
+    icdar2015.main(_crop_args(root, root / "rec" / "crops", root / "rec" / "train.txt"))
+    out = tmp_path / "out"
+    res = icdar2015.main(_split_args(root, out, "--dev_percent", "50"))["split"]
+    assert res["train"]["crops"] + res["dev"]["crops"] == 4
+    det, rec = _split_images(out, "det"), _split_images(out, "rec")
+    for s in ("train", "dev"):
+        assert set(rec[s]) <= set(det[s])
+
+
+def test_convert_word_and_usage(ic15, capsys):
+    out = ic15 / "det" / "test.txt"
+    assert icdar2015.main(["convert", *_det_args(ic15, out)])["det"]["images"] == 3
+    with pytest.raises(SystemExit) as e:
+        icdar2015.main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "icdar2015.py crop --det_label" in text and "icdar2015.py split --det_label" in text
+
+
+def test_split_real_data(tmp_path):
+    """The real ICDAR2015 training set in PaddleOCR format (a folder with det/ and rec/)."""
+    root = os.environ.get("OCRSLIM_REAL_DATA")
+    if not root:
+        pytest.skip("set OCRSLIM_REAL_DATA to a folder holding det/train.txt and rec/train.txt")
+    from pathlib import Path
+    root = Path(root)
+    res = icdar2015.main(_split_args(root, tmp_path / "out"))["split"]
+    det, rec = _split_images(tmp_path / "out", "det"), _split_images(tmp_path / "out", "rec")
+    n_images = len(det["train"]) + len(det["dev"])
+    assert n_images == len(_read(root / "det" / "train.txt").splitlines())
+    assert not set(det["train"]) & set(det["dev"])
+    crops = {s: {p for p, _ in _rows(tmp_path / "out" / "rec" / f"{s}.txt")} for s in det}
+    assert not crops["train"] & crops["dev"]
+    assert set(rec["dev"]) <= set(det["dev"]) and set(rec["train"]) <= set(det["train"])
+    assert 0.15 <= len(det["dev"]) / n_images <= 0.25
+    assert res["dev"]["crops"] == len(crops["dev"]) and res["dev"]["images"] == len(det["dev"])

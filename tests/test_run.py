@@ -161,3 +161,52 @@ def test_uniform_histogram_counts_equal_numpys_edge_histogram():
         expected, _ = np.histogram(values, bins=edges)
         got, got_edges = cmp.histogram_uniform(values, edges)
         assert (got == expected).all() and np.allclose(got_edges, edges)
+
+
+def test_choose_keeps_calibration_when_training_made_it_worse():
+    from ocrslim.run_cli import choose
+    from ocrslim.tasks import TASKS
+    rec = TASKS["rec"]
+    worse = choose(rec, {"metrics": {"acc": 0.80}}, {"metrics": {"acc": 0.79}})
+    assert worse[0] == "calibrated" and "0.8000" in worse[1] and "domain gap" in worse[1]
+    assert choose(rec, {"metrics": {"acc": 0.80}}, {"metrics": {"acc": 0.80}})[0] == "trained"
+    assert choose(rec, {"metrics": {"acc": 0.70}}, {"metrics": {"acc": 0.80}})[0] == "trained"
+
+
+def test_run_publishes_the_calibrated_model_when_training_lost_accuracy(tiny_data, tmp_path, monkeypatch, capsys):
+    """Step 2 is replaced by one that leaves a good 'calibrated' model (the FP32 weights) and a
+    'trained' one whose classifier weights are zero: run.py must measure both on Eval, publish
+    the calibrated one and say why, with no ACT run."""
+    import numpy as np
+    import paddle
+    from ocrslim import run_cli
+    from ocrslim.deploy.paddle_graph import static_mode
+    fp32 = resolve_path("bundled:ch_PP-OCRv4_rec_infer")
+
+    def fake_step2(config, model_files, staging, task_cls, samples, rank, world, progress, calibrated):
+        for name in ("inference.pdmodel", "inference.pdiparams"):
+            shutil.copy(os.path.join(fp32, name), os.path.join(calibrated, name))
+        with static_mode():
+            exe = paddle.static.Executor(paddle.CPUPlace())
+            scope = paddle.static.Scope()
+            with paddle.static.scope_guard(scope):
+                program, feeds, fetches = paddle.static.load_inference_model(os.path.join(fp32, "inference"), exe)
+                last = [v for v in program.list_vars() if v.persistable and v.name.endswith(".w_0")][-1]
+                tensor = scope.find_var(last.name).get_tensor()
+                tensor.set(np.zeros(np.array(tensor).shape, "float32"), paddle.CPUPlace())
+                paddle.static.save_inference_model(os.path.join(staging, "inference"),
+                                                   [program.global_block().var(feeds[0])], fetches, exe,
+                                                   program=program)
+        return {}
+    monkeypatch.setattr(run_cli, "compress_model", fake_step2)
+    save = tmp_path / "rec"
+    report = main(["-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", str(save), "--quiet", "--no_bench",
+                   "-o", *data_overrides(tiny_data, "rec")])
+    cands = report["candidates"]
+    assert cands["calibrated"]["acc"] > 0.3 and cands["trained"]["acc"] < cands["calibrated"]["acc"], cands
+    assert report["chosen"] == "calibrated" and "domain gap" in report["chosen_why"]
+    assert report["compressed"] == cands["calibrated"]
+    with open(os.path.join(fp32, "inference.pdiparams"), "rb") as f, open(save / "inference.pdiparams", "rb") as g:
+        assert f.read() == g.read()
+    out = capsys.readouterr().out
+    assert "int8 calibrated" in out and "int8 trained" in out and "kept" in out
