@@ -73,8 +73,9 @@ def strip_observers(p, keep_int8_conv_inputs=False):
         if not is_observer(op):
             continue
         dequants = p.readers(op.output("Y")[0])
-        if not all(d.type == "dequantize_linear" for d in dequants):
-            continue  # not the observer pattern we know: leave it
+        if not all(d.type == "dequantize_linear" for d in dequants) or \
+                any(d.output("Y")[0] in p.fetch_names() for d in dequants):
+            continue  # not the observer pattern we know, or a fetched output: leave it
         if keep_int8_conv_inputs and any(_int8_conv_input(p, r, d.output("Y")[0])
                                          for d in dequants for r in p.readers(d.output("Y")[0])):
             for q in [op] + dequants:
@@ -85,6 +86,9 @@ def strip_observers(p, keep_int8_conv_inputs=False):
             drop.append(d)
             rename[d.output("Y")[0]] = op.input("X")[0]
     pairs = sum(1 for op in drop if op.type == "quantize_linear")
+    for name in rename:  # an observer pair may read another one's output: follow the chain
+        while rename[name] in rename:
+            rename[name] = rename[rename[name]]
     p.rename_inputs(rename)
     p.remove(drop)  # the removed ops' handles are invalid from here on
     return pairs
@@ -138,8 +142,8 @@ def fold_affine(p):
         if mul is None or p.scalar(mul) is None:
             continue
         add_t = p.only_reader(mul.output("Out")[0], "elementwise_add")
-        if add_t is None or p.scalar(add_t) is None:
-            continue
+        if add_t is None or p.scalar(add_t) is None or add_t.output("Out")[0] in p.fetch_names():
+            continue  # (a fetched output keeps its name)
         s, t = p.scalar(mul), p.scalar(add_t)
         bias = add_bias.input("Y")[0]
         if not _can_scale_weight(p, conv) or len(p.readers(bias)) != 1:
@@ -259,8 +263,10 @@ def affine_into_pointwise(p):
         if not convs or not all(_pointwise(p, conv) and _can_scale_weight(p, conv) for conv in convs):
             continue
         adds = [p.only_reader(conv.output("Output")[0], "elementwise_add") for conv in convs]
+        # the bias must be one value per output channel: c * sum(W) differs per channel
         if any(add is None or not p.is_param(add.input("Y")[0]) or len(p.readers(add.input("Y")[0])) != 1
-               for add in adds):
+               or p.value(add.input("Y")[0]).size != p.shape(conv.input("Filter")[0])[0]
+               for conv, add in zip(convs, adds)):
             continue
         if quant is not None:
             step = p.value(quant.input("Scale")[0]).ravel()[0] / qmax(quant)
