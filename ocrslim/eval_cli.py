@@ -16,7 +16,7 @@ import logging
 
 from . import config as cfg
 from . import model as mdl
-from . import cpu
+from . import cpu, stats
 from .deploy import backends
 from .data import build_samples
 from .deploy.e2e import run_e2e
@@ -95,6 +95,9 @@ def main_e2e(args):
                   devices=args.devices or det_config["Global"]["devices"],
                   threads=args.threads or 2, progress=not args.quiet)
     rows = [[k, f"{v:.4f}" if isinstance(v, float) else v] for k, v in out["metrics"].items()]
+    ci = stats.interval(out["per_image"], "e2e")
+    out["interval"] = ci
+    rows += [["F 95% CI", stats.format_interval(ci, "images")]]
     rows += [["images", out["images"]], ["skipped", out["skipped"]],
              ["ms/image (median)", out["latency_ms"]["median"]], ["ms/image (mean)", out["latency_ms"]["mean"]]]
     info = out["backend"]
@@ -125,6 +128,11 @@ def main(argv=None):
     model_dir = mdl.model_files(config["Global"])[0]
     out = {"model_dir": model_dir, "model_type": config["Global"]["model_type"], **result}
     rows = [[k, f"{v:.4f}" if isinstance(v, float) else v] for k, v in result["metrics"].items()]
+    task = config["Global"]["model_type"]
+    ci = stats.interval(result["per_item"], task)
+    out["interval"] = ci
+    unit = "images" if task == "det" else "crops"
+    rows += [[f"{get_task(config).main_indicator} 95% CI", stats.format_interval(ci, unit)]]
     rows += [["images", result["images"]], ["skipped", result["skipped"]],
              ["sec/image", f"{result['seconds'] / max(result['images'], 1):.3f}"]]
     print(table(["metric", "value"], rows, title=f"{out['model_type']} {model_dir}"))

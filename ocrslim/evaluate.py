@@ -14,7 +14,8 @@ def evaluate(predict, samples, task, batch_size=1, desc="eval", progress=True):
 
     predict: images (float32 NCHW) -> list of numpy outputs.
     task: a fresh DetTask/RecTask instance (holds the metric state).
-    Returns {"metrics": {...}, "images": n, "skipped": n, "seconds": s}.
+    Returns {"metrics": {...}, "images": n, "skipped": n, "seconds": s, "per_item": [...]}; per_item
+    is what stats.py resamples (det: [gt, pred, matched] per image; rec: 1/0 per crop).
     """
     start = time.time()
     task.metric.reset()
@@ -29,4 +30,4 @@ def evaluate(predict, samples, task, batch_size=1, desc="eval", progress=True):
     if skipped:
         log.warning("skipped %d of %d images that could not be read or decoded", skipped, len(samples))
     return {"metrics": task.metric.result(), "images": seen, "skipped": skipped,
-            "seconds": round(time.time() - start, 3)}
+            "seconds": round(time.time() - start, 3), "per_item": task.metric.items()}

@@ -156,6 +156,7 @@ class DetMetric:
         self.gt_care = 0
         self.pred_care = 0
         self.matched = 0
+        self.per_image = []  # [gt_care, pred_care, matched] per image, for intervals (stats.py)
 
     def update(self, gt_polys, gt_ignore, pred_polys) -> dict:
         """Add one image; returns that image's counts (handy for debugging)."""
@@ -164,7 +165,12 @@ class DetMetric:
         self.gt_care += c["gt_care"]
         self.pred_care += c["pred_care"]
         self.matched += c["matched"]
+        self.per_image.append([c["gt_care"], c["pred_care"], c["matched"]])
         return c
+
+    def items(self) -> list:
+        """Per-image [gt_care, pred_care, matched]: what stats.py resamples."""
+        return list(self.per_image)
 
     def result(self) -> dict:
         """Micro-averaged scores plus the raw summed counts."""
@@ -224,6 +230,7 @@ class RecMetric:
         self.correct = 0
         self.total = 0
         self._norm_ed_sum = 0.0  # sum of ED / max(len) over samples
+        self.per_item = []  # 1 per correct crop, 0 per wrong one, for intervals (stats.py)
 
     def update(self, preds: Iterable[str], labels: Iterable[str]) -> None:
         preds, labels = list(preds), list(labels)
@@ -233,9 +240,14 @@ class RecMetric:
             p = normalize_text(p, self.ignore_space, self.filter_text)
             t = normalize_text(t, self.ignore_space, self.filter_text)
             self.correct += int(p == t)
+            self.per_item.append(int(p == t))
             # max(..., 1) makes two empty strings a perfect (0) distance
             self._norm_ed_sum += edit_distance(p, t) / max(len(p), len(t), 1)
             self.total += 1
+
+    def items(self) -> list:
+        """Per-crop 1 (correct) or 0: what stats.py resamples."""
+        return list(self.per_item)
 
     def result(self) -> dict:
         if self.total == 0:

@@ -20,7 +20,7 @@ import time
 
 from . import compress as cmp
 from . import config as cfg
-from . import cpu
+from . import cpu, stats
 from .deploy import backends
 from . import model as mdl
 from .errors import StepFailed, UserError
@@ -99,20 +99,23 @@ def act_eval(exe, program, feed_names, fetch_targets, samples, task, batch_size,
 def summary(task, baseline, candidates, chosen, sizes, seconds, test=None):
     """The step 4 table: FP32 and both int8 candidates on Eval (and Test), which one was kept."""
     key = task.main_indicator
-    base = baseline["metrics"][key]
-    header = ["model", f"Eval {key}", "drop"] + ([f"Test {key}", "drop"] if test else []) + ["MB", "eval ms/img", "kept"]
+    header = (["model", f"Eval {key}", "drop [95% CI]"] + ([f"Test {key}", "drop"] if test else [])
+              + ["MB", "eval ms/img", "kept"])
     rows = []
     for name, res in (("FP32", baseline), *((f"int8 {k}", v) for k, v in candidates.items())):
         short = name.split()[-1]
-        row = [name, f"{res['metrics'][key]:.4f}", "" if name == "FP32" else f"{base - res['metrics'][key]:+.4f}"]
+        drop = stats.paired_drop(baseline["per_item"], res["per_item"], task.name) if name != "FP32" else None
+        row = [name, f"{res['metrics'][key]:.4f}", stats.format_drop(drop)]
         if test:
             got = test["baseline" if name == "FP32" else short][key]
             row += [f"{got:.4f}", "" if name == "FP32" else f"{test['baseline'][key] - got:+.4f}"]
         size = sizes["baseline"] if name == "FP32" else sizes["compressed"]
         row += [f"{size:.2f}", f"{res['seconds'] / max(res['images'], 1) * 1000:.0f}", "yes" if short == chosen else ""]
         rows.append(row)
-    title = (f"{task.name}: {key} (drop = FP32 - int8; Eval chooses, Test only reports), size on disk, "
-             f"eval ms/image (static Executor); total {seconds:.0f}s")
+    unit = "images" if task.name == "det" else "crops"
+    title = (f"{task.name}: {key} (drop = FP32 - int8, paired bootstrap over {len(baseline['per_item'])} Eval "
+             f"{unit}; Eval chooses, Test only reports), size on disk, eval ms/image (static Executor); "
+             f"total {seconds:.0f}s")
     return table(header, rows, title=title)
 
 
@@ -256,6 +259,8 @@ def _finish(args, config, task_cls, samples, staging, calibrated, baseline, stra
     report = {"model_type": task_cls.name, "model_dir": model_dir, "main_indicator": task_cls.main_indicator,
               "baseline": baseline["metrics"], "compressed": compressed["metrics"],
               "candidates": {k: v["metrics"] for k, v in candidates.items()}, "chosen": chosen, "chosen_why": why,
+              "drop": {k: stats.paired_drop(baseline["per_item"], v["per_item"], task_cls.name)
+                       for k, v in candidates.items()},
               "size_mb": {k: round(v, 3) for k, v in sizes.items()}, "seconds": round(seconds, 1),
               "step_seconds": {k: round(v, 1) for k, v in times.items()},
               "strategy": {**strategy, "Calibration": config["Calibration"]}}

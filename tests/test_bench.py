@@ -18,7 +18,7 @@ REC = "configs/ppocrv4/rec_mobile.yaml"
 FP32_DET = "bundled:ch_PP-OCRv4_det_infer"
 FP32_REC = "bundled:ch_PP-OCRv4_rec_infer"
 MODEL_FIELDS = {"model_dir", "backend", "precision", "latency_ms", "images_per_s", "size_mb", "metrics",
-                "speedup", "size_ratio"}
+                "speedup", "size_ratio", "per_item", "drop"}
 
 
 def _bench(argv, tmp_path):
@@ -69,11 +69,12 @@ def test_report_markdown_and_plot(tmp_path):
            "metrics": {"hmean": 0.5}, "latency_ms": {"median": 10.0, "p90": 12.0}, "speedup": 1.0,
            "size_mb": 4.0, "size_ratio": 1.0}
     int8 = dict(row, name="q", precision="int8", latency_ms={"median": 5.0, "p90": 6.0}, speedup=2.0,
-                size_mb=1.0, size_ratio=0.25)
+                size_mb=1.0, size_ratio=0.25, drop={"drop": 0.02, "lo": -0.01, "hi": 0.05, "items": 3})
     b = {"model_type": "det", "main_indicator": "hmean", "images": 3, "threads": 2, "devices": "cpu",
          "fastest_fp32": "m", "models": [row, int8]}
     text = markdown([b])
-    assert "| q | FP32 baseline | paddle oneDNN int8 | 0.5000 | 5.0 / 6.0 | 2.00x | 1.00 | 25% |" in text
+    assert ("| q | FP32 baseline | paddle oneDNN int8 | 0.5000 | +0.0200 [-0.0100, +0.0500] | 5.0 / 6.0 | 2.00x | "
+            "1.00 | 25% |") in text
     write_report(str(tmp_path), [b])
     assert sorted(os.listdir(tmp_path)) == ["bench.json", "report.md", "report.png"]
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
@@ -234,17 +235,29 @@ def test_combined_report_has_pair_sizes_and_pipeline(tmp_path):
                                     "devices": "cpu", "fastest_fp32": f"{task} fp32", "models": rows}))
         return str(path)
 
-    e2e = tmp_path / "e2e.json"
+    e2e, e2e_fp32 = tmp_path / "e2e.json", tmp_path / "e2e_fp32.json"
     info = {"backend": "paddle", "engine": "oneDNN", "precision": "int8"}
+    fp32_info = dict(info, precision="fp32")
+    int8_items, fp32_items = [[4, 2, 1], [4, 2, 0]], [[4, 2, 2], [4, 2, 1]]  # [gt, pred, tp] per image
     e2e.write_text(json.dumps({"det_model_dir": "d", "rec_model_dir": "r", "images": 2,
-                               "metrics": {"precision": 0.5, "recall": 0.25, "hmean": 1 / 3},
-                               "latency_ms": {"median": 100.0, "mean": 110.0}, "backend": {"det": info, "rec": info}}))
+                               "metrics": {"precision": 0.25, "recall": 0.125, "hmean": 1 / 6},
+                               "latency_ms": {"median": 100.0, "mean": 110.0}, "backend": {"det": info, "rec": info},
+                               "per_image": int8_items}))
+    e2e_fp32.write_text(json.dumps({"det_model_dir": "d0", "rec_model_dir": "r0", "images": 2,
+                                    "metrics": {"precision": 0.75, "recall": 0.375, "hmean": 0.5},
+                                    "latency_ms": {"median": 150.0, "mean": 160.0},
+                                    "backend": {"det": fp32_info, "rec": fp32_info}, "per_image": fp32_items}))
     report_main(["--out", str(tmp_path / "out"), bench_json("det", "hmean", 4.0, 1.0),
-                 bench_json("rec", "acc", 10.0, 3.0), str(e2e)])
+                 bench_json("rec", "acc", 10.0, 3.0), str(e2e_fp32), str(e2e)])
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| FP32 (Paddle) | 4.00 | 10.00 | 14.00 | 100% |" in text
     assert "| ocrslim int8 (Paddle) | 1.00 | 3.00 | 4.00 | 29% |" in text
-    assert "| d | r | int8 + int8 (paddle) | 0.5000 | 0.2500 | 0.3333 | 100.0 / 110.0 |" in text
+    # the int8 pair's F drop against the FP32 pair on the same runtime, with its paired interval
+    from ocrslim import stats
+    drop = stats.format_drop(stats.paired_drop(fp32_items, int8_items, "e2e"))
+    assert drop.startswith("+0.3333 [")
+    assert f"| d | r | int8 + int8 (paddle) | 0.2500 | 0.1250 | 0.1667 | {drop} | 100.0 / 110.0 |" in text
+    assert "| d0 | r0 | fp32 + fp32 (paddle) | 0.7500 | 0.3750 | 0.5000 |  | 150.0 / 160.0 |" in text
 
 
 def test_bad_flags_are_one_line_errors(det_set):

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .. import config as cfg
 from .. import model as mdl
 from . import peer as peer_mod
-from .. import cpu
+from .. import cpu, stats
 from . import backends, runtime
 from ..data import stack_images
 from ..errors import UserError
@@ -230,6 +230,7 @@ def results(candidates, task_cls):
             "timed_runs": int(len(ms)),
             "size_mb": round(c.size_mb, 3),
             "metrics": c.task.metric.result(),
+            "per_item": c.task.metric.items(),  # what the drop interval resamples (stats.py)
         })
     fp32 = [r for r in rows if r["precision"] == "fp32"]
     fastest = min(fp32, key=lambda r: r["latency_ms"]["median"]) if fp32 else None
@@ -239,6 +240,9 @@ def results(candidates, task_cls):
         r["speedup"] = round(fastest["latency_ms"]["median"] / r["latency_ms"]["median"], 3) if fastest else None
         r["size_ratio"] = round(r["size_mb"] / base_size, 3) if base_size else None
         r["metric_drop"] = round(base_metric - r["metrics"][task_cls.main_indicator], 4) if fastest else None
+        # the same images for every model: a paired bootstrap interval of the drop
+        r["drop"] = (stats.paired_drop(fastest["per_item"], r["per_item"], task_cls.name)
+                     if fastest and r is not fastest else None)
     return rows, (fastest["name"] if fastest else None)
 
 
@@ -247,15 +251,19 @@ def print_table(out, task_cls):
     rows, fastest, threads = out["models"], out["fastest_fp32"], out["threads"]
     key = task_cls.main_indicator
     lines = [[r["name"], f"{r['precision']} {r['engine']}", f"{r['metrics'][key]:.4f}",
-              f"{r['latency_ms']['median']:.1f}", f"{r['latency_ms']['p90']:.1f}", f"{r['images_per_s']:.1f}",
+              stats.format_drop(r.get("drop")), f"{r['latency_ms']['median']:.1f}", f"{r['latency_ms']['p90']:.1f}", f"{r['images_per_s']:.1f}",
               f"{r['speedup']:.2f}x" if r["speedup"] else "", f"{r['size_mb']:.2f}",
               f"{r['size_ratio']:.0%}" if r["size_ratio"] else ""] for r in rows]
-    title = (f"{task_cls.name}: latency per image at batch 1, {threads} thread(s); speed-up vs the fastest FP32 "
-             f"({fastest}); size vs the FP32 Paddle model\nCPU: {cpu.line(out.get('cpu'))}")
+    items = len(rows[0].get("per_item", [])) if rows else 0
+    unit = "images" if task_cls.name == "det" else "crops"
+    title = (f"{task_cls.name}: latency per image at batch 1, {threads} thread(s); speed-up and {key} drop "
+             f"[95% paired bootstrap interval, {items} {unit}] vs the fastest FP32 ({fastest}); size vs the FP32 "
+             f"Paddle model\nCPU: {cpu.line(out.get('cpu'))}")
     notes = [f"{r['name']}: auto chose {r['backend']}: {r['choice']}" for r in rows
              if r.get("choice", "asked for") != "asked for"]
     notes += [f"{s['name']}: not run: {s['reason']}" for s in out.get("not_offered", [])]
-    text = table(["model", "precision", key, "median ms", "p90 ms", "img/s", "speed-up", "MB", "size"],
+    text = table(["model", "precision", key, "drop [95% CI]", "median ms", "p90 ms", "img/s", "speed-up", "MB",
+                  "size"],
                  lines, title=title)
     return "\n".join([text] + notes)
 

@@ -58,6 +58,7 @@ class E2EMetric:
 
     def reset(self):
         self.tp = self.gt = self.pred = 0
+        self.per_image = []  # [gt, pred, tp] per image, laid out as DetMetric's, for stats.py
 
     def _norm(self, text):
         return normalize_text(text, self.ignore_space, self.filter_text)
@@ -85,7 +86,12 @@ class E2EMetric:
         self.tp += counts["tp"]
         self.gt += counts["gt"]
         self.pred += counts["pred"]
+        self.per_image.append([counts["gt"], counts["pred"], counts["tp"]])
         return counts
+
+    def items(self):
+        """Per-image [gt, pred, tp]: what stats.py resamples."""
+        return list(self.per_image)
 
     def result(self):
         out = det_scores(self.gt, self.pred, self.tp)
@@ -234,7 +240,8 @@ def evaluate_e2e(pipeline, items, metric, progress=True, warmup=WARMUP_IMAGES):
         log.warning("skipped %d of %d images that could not be read", skipped, len(items))
     latency = {"median": round(1000 * statistics.median(times), 2) if times else 0.0,
                "mean": round(1000 * statistics.mean(times), 2) if times else 0.0}
-    return {"metrics": metric.result(), "images": len(times), "skipped": skipped, "latency_ms": latency}
+    return {"metrics": metric.result(), "images": len(times), "skipped": skipped, "latency_ms": latency,
+            "per_image": metric.items()}  # [gt, pred, tp] per image: what a drop interval resamples
 
 
 def run_e2e(det_config, rec_config, backend="auto", devices="cpu", threads=2, progress=True):

@@ -8,7 +8,7 @@ import argparse
 import json
 import os
 
-from .. import cpu
+from .. import cpu, stats
 from ..config import display_path
 from ..errors import UserError
 from ..outputs import write_json, write_text
@@ -24,14 +24,29 @@ def e2e_table(runs):
         return []
     lines = ["### Whole pipeline (det -> crop -> rec), eval.py --e2e", "",
              f"CPU: {cpu.line(runs[0].get('cpu'))}", "",
-             "| det model | rec model | precision | P | R | F | time per image median / mean (ms) |",
-             "|---|---|---|---|---|---|---|"]
+             "| det model | rec model | precision | P | R | F | F drop [95% CI] | time per image median / mean (ms) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in runs:
         m, b = r["metrics"], r["backend"]
         lines.append(f"| {display_path(r['det_model_dir'])} | {display_path(r['rec_model_dir'])} | {b['det']['precision']} + "
                      f"{b['rec']['precision']} ({_backends(b)}) | {m['precision']:.4f} | {m['recall']:.4f} | "
-                     f"{m['hmean']:.4f} | {r['latency_ms']['median']:.1f} / {r['latency_ms']['mean']:.1f} |")
-    return lines + [""]
+                     f"{m['hmean']:.4f} | {stats.format_drop(e2e_drop(runs, r))} | "
+                     f"{r['latency_ms']['median']:.1f} / {r['latency_ms']['mean']:.1f} |")
+    return lines + ["", "F drop: against the FP32 pair on the same runtime and images (paired bootstrap "
+                    f"over {runs[0]['images']} images).", ""]
+
+
+def e2e_drop(runs, run):
+    """F drop of an int8 pair against the FP32 pair run on the same runtime and the same images, or None."""
+    b = run["backend"]
+    if b["det"]["precision"] == b["rec"]["precision"] == "fp32" or "per_image" not in run:
+        return None
+    for base in runs:
+        bb = base["backend"]
+        if (bb["det"]["precision"] == bb["rec"]["precision"] == "fp32" and _backends(bb) == _backends(b)
+                and len(base.get("per_image", [])) == len(run["per_image"])):
+            return stats.paired_drop(base["per_image"], run["per_image"], "e2e")
+    return None
 
 
 def _backends(b):
@@ -47,15 +62,18 @@ def markdown(benches, e2e_runs=()):
         lines += [f"### {b['model_type']}: {key} on {b['images']} eval images; latency per image at batch 1, "
                   f"{b['threads']} thread(s), {b['devices']}",
                   "", f"CPU: {cpu.line(b.get('cpu'))}", "",
-                  f"| model | strategy | runtime | {key} | latency median / p90 (ms) | speed-up | size (MB) | "
-                  "compression |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  f"| model | strategy | runtime | {key} | drop [95% CI] | latency median / p90 (ms) | speed-up | "
+                  "size (MB) | compression |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in b["models"]:
             lat = r["latency_ms"]
             lines.append(f"| {r['name']} | {r['strategy']} | {r['backend']} {r['engine']} {r['precision']} | "
-                         f"{r['metrics'][key]:.4f} | {lat['median']:.1f} / {lat['p90']:.1f} | "
+                         f"{r['metrics'][key]:.4f} | {stats.format_drop(r.get('drop'))} | "
+                         f"{lat['median']:.1f} / {lat['p90']:.1f} | "
                          f"{_fmt(r['speedup'], '{:.2f}x')} | {r['size_mb']:.2f} | {_fmt(r['size_ratio'], '{:.0%}')} |")
-        lines += ["", f"Speed-up is against the fastest FP32 runtime ({b['fastest_fp32']}); "
+        n = len(b["models"][0].get("per_item", [])) if b["models"] else 0
+        lines += ["", f"Speed-up and drop are against the fastest FP32 runtime ({b['fastest_fp32']}; drop: paired "
+                  f"bootstrap over the same {n} {'images' if b['model_type'] == 'det' else 'crops'}); "
                   "compression is size on disk against the FP32 Paddle model.", ""]
         lines += [f"- {r['name']}: auto chose {r['backend']}: {r['choice']}" for r in b["models"]
                   if r.get("choice", "asked for") != "asked for"]
