@@ -32,6 +32,7 @@ from .outputs import check_save_dir, publish, staging_dir, write_json
 log = logging.getLogger("ocrslim")
 
 ACT_SECTIONS = ("QuantAware", "Distillation", "TrainConfig")
+MODEL_FILES = ("inference.pdmodel", "inference.pdiparams")
 
 
 def parse_args(argv):
@@ -238,16 +239,22 @@ def _finish(args, config, task_cls, samples, staging, calibrated, baseline, stra
                   "trained": _evaluate_dir(staging, config, task_cls, samples, "eval int8 trained", progress)}
     chosen, why = choose(task_cls, candidates["calibrated"], candidates["trained"])
     log.info("kept the %s model: %s", chosen, why)
-    if chosen == "calibrated":
-        for name in ("inference.pdmodel", "inference.pdiparams"):
+    # the kept model is save_dir's own; the other one goes into save_dir/<its name>/ (bench, eval)
+    other = "trained" if chosen == "calibrated" else "calibrated"
+    os.makedirs(os.path.join(staging, other))
+    for name in MODEL_FILES:
+        if chosen == "calibrated":
+            os.replace(os.path.join(staging, name), os.path.join(staging, other, name))
             shutil.copyfile(os.path.join(calibrated, name), os.path.join(staging, name))
+        else:
+            shutil.copyfile(os.path.join(calibrated, name), os.path.join(staging, other, name))
     compressed = candidates[chosen]
     times["compressed_eval"] = time.time() - t
     test = None
     if config.get("Test"):
         t = time.time()
         log.info("[3/5] the Test set (reported only): FP32 and both int8 models")
-        test = _test_figures(config, task_cls, {"calibrated": calibrated, "trained": staging}, progress)
+        test = _test_figures(config, task_cls, {chosen: staging, other: os.path.join(staging, other)}, progress)
         times["test_eval"] = time.time() - t
 
     log.info("[4/5] summary")
@@ -284,11 +291,14 @@ def _finish(args, config, task_cls, samples, staging, calibrated, baseline, stra
 
 
 def bench_command(args, config):
-    """Step 5 as a bench.py command line: FP32 vs our int8 vs the onnxruntime peer, each on
+    """Step 5 as a bench.py command line: FP32 vs our int8 (the kept model, then the other
+    candidate) vs the onnxruntime peer, each on
     the runtime `auto` picks for this CPU; report.md, report.png and bench.json into save_dir."""
     on_cpu = config["Global"]["devices"] == "cpu"
+    other = [os.path.join(args.save_dir, n) for n in ("calibrated", "trained")
+             if os.path.isdir(os.path.join(args.save_dir, n))]
     cmd = ["bench.py", "-c", args.config, "--model_dir", config["Global"]["model_dir"],
-           "--model_dir", args.save_dir, "--backend", "auto", "--threads", str(args.threads), "--repeat", "1",
+           "--model_dir", args.save_dir, *[a for d in other for a in ("--model_dir", d)], "--backend", "auto", "--threads", str(args.threads), "--repeat", "1",
            "--devices", config["Global"]["devices"], "--report", args.save_dir, "--overwrite"]
     # onnxruntime's GPU build is not a dependency: on GPU there is no peer
     cmd += ["--peer"] if on_cpu else []

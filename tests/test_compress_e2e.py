@@ -62,9 +62,12 @@ def test_compress_det(compressed_det):
     # step 5 ran FP32 and ours on the runtime auto picks for this CPU, and the peer
     models = report["bench"]["models"]
     names = [m["name"] for m in models]
-    assert len(names) == 3 and names[-1].endswith("[onnxruntime PTQ]"), names
-    assert save in names[1], "the report names the published folder, not the staging one"
-    assert all(m["choice"].startswith("measured on") or "never measured" in m["choice"] for m in models[:2])
+    # FP32, the kept int8 model, the other candidate (save_dir/calibrated or save_dir/trained), the peer
+    other = "trained" if report["chosen"] == "calibrated" else "calibrated"
+    assert len(names) == 4 and names[-1].endswith("[onnxruntime PTQ]"), names
+    assert save in names[1] and os.path.join(save, other) in names[2], names
+    assert "(kept)" in models[1]["strategy"] and "(not kept)" in models[2]["strategy"], models
+    assert all(m["choice"].startswith("measured on") or "never measured" in m["choice"] for m in models[:3])
     # every report names the CPU it was measured on
     from ocrslim import cpu
     assert report["cpu"]["kind"] == report["bench"]["cpu"]["kind"] == cpu.kind()

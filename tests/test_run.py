@@ -208,5 +208,7 @@ def test_run_publishes_the_calibrated_model_when_training_lost_accuracy(tiny_dat
     assert report["compressed"] == cands["calibrated"]
     with open(os.path.join(fp32, "inference.pdiparams"), "rb") as f, open(save / "inference.pdiparams", "rb") as g:
         assert f.read() == g.read()
+    # the trained one is kept beside it, for bench.py and eval.py
+    assert sorted(os.listdir(save / "trained")) == ["inference.pdiparams", "inference.pdmodel"]
     out = capsys.readouterr().out
     assert "int8 calibrated" in out and "int8 trained" in out and "kept" in out

@@ -16,6 +16,7 @@ every 10 images (A B C, then B C A, ...), so a noisy machine slows all models
 alike. Batch size 1, as a deployed OCR service runs.
 """
 import argparse
+import json
 import logging
 import os
 import tempfile
@@ -79,9 +80,19 @@ def model_label(files):
     model_dir = files[0]
     if not runtime.paddle_is_quantized(os.path.join(model_dir, files[1])):
         return "FP32", "baseline"
-    if os.path.isfile(os.path.join(model_dir, "report.json")):
-        return "int8", "ocrslim: ACT QAT + distillation"
+    report = os.path.join(model_dir, "report.json")
+    parent = os.path.join(os.path.dirname(os.path.abspath(model_dir)), "report.json")
+    name = os.path.basename(os.path.abspath(model_dir))
+    if os.path.isfile(report):
+        with open(report, encoding="utf-8") as f:
+            chosen = json.load(f).get("chosen", "trained")
+        return "int8", STRATEGY[chosen] + " (kept)"
+    if name in STRATEGY and os.path.isfile(parent):  # run.py's other candidate, save_dir/<name>
+        return "int8", STRATEGY[name] + " (not kept)"
     return "int8", "quantized Paddle model"
+
+
+STRATEGY = {"trained": "ocrslim: ACT QAT + distillation", "calibrated": "ocrslim: calibration only (PTQ hist)"}
 
 
 def build_candidates(config, opts, task_cls, work_dir, shapes):
