@@ -47,9 +47,14 @@ def parse_args(argv):
                      help="deployment runtime (--e2e; default auto: per model, the one measured fastest at kept "
                           "accuracy on this CPU kind)")
     e2e.add_argument("--threads", type=int, help="CPU threads per model (--e2e; default 2)")
+    e2e.add_argument("--peer", action="store_true", default=None,
+                     help="run the onnxruntime PTQ peer of the FP32 det and rec models instead, each calibrated "
+                          "on its config's Train images (--e2e)")
     args = p.parse_args(argv)
-    e2e_only = [f"--{name}" for name in ("rec_config", "rec_model_dir", "backend", "threads")
+    e2e_only = [f"--{name}" for name in ("rec_config", "rec_model_dir", "backend", "threads", "peer")
                 if getattr(args, name) is not None]
+    if args.peer and args.backend:
+        raise UserError("--peer runs onnxruntime's own PTQ models: leave out --backend")
     if args.e2e and not args.rec_config:
         raise UserError("--e2e needs --rec_config REC_CONFIG (e.g. configs/ppocrv4/rec_mobile.yaml)")
     if not args.e2e and e2e_only:
@@ -80,8 +85,10 @@ def run_eval(config, progress=True):
 
 def main_e2e(args):
     """eval.py --e2e: load both configs, check them, score the pair, print and save."""
-    det_config = cfg.load_config(args.config, args.opt)
-    rec_config = cfg.load_config(args.rec_config)
+    # the peer calibrates on each config's Train set with its Calibration.batch_nums
+    defaults = cfg.COMPRESS_DEFAULTS if args.peer else cfg.DEFAULTS
+    det_config = cfg.load_config(args.config, args.opt, defaults=defaults)
+    rec_config = cfg.load_config(args.rec_config, defaults=defaults)
     for config, model_dir, want in ((det_config, args.model_dir, "det"), (rec_config, args.rec_model_dir, "rec")):
         if model_dir:
             config["Global"]["model_dir"] = model_dir
@@ -93,7 +100,7 @@ def main_e2e(args):
     cfg.require(rec_config, "Eval.dataset.transforms", "Global.character_dict_path")
     out = run_e2e(det_config, rec_config, backend=args.backend or "auto",
                   devices=args.devices or det_config["Global"]["devices"],
-                  threads=args.threads or 2, progress=not args.quiet)
+                  threads=args.threads or 2, progress=not args.quiet, peer=bool(args.peer))
     rows = [[k, f"{v:.4f}" if isinstance(v, float) else v] for k, v in out["metrics"].items()]
     ci = stats.interval(out["per_image"], "e2e")
     out["interval"] = ci
@@ -106,7 +113,7 @@ def main_e2e(args):
              f"{info['rec']['backend']} {info['rec']['engine']})\nCPU: {cpu.line(out['cpu'])}")
     print(table(["metric", "value"], rows, title=title))
     for task in ("det", "rec"):
-        if info[task]["choice"] != "asked for":
+        if info[task].get("choice", "asked for") != "asked for":
             print(f"{task}: auto chose {info[task]['backend']}: {info[task]['choice']}")
     if args.json:
         write_json(args.json, out)

@@ -179,3 +179,27 @@ def test_generated_images_give_sane_numbers(tmp_path):
     assert all(0.0 <= out["metrics"][k] <= 1.0 for k in ("precision", "recall", "hmean"))
     assert out["metrics"]["tp"] > 0  # some lines are read right even at 320 px
     assert out["latency_ms"]["median"] > 0
+
+
+def test_peer_pair_is_quantized_by_onnxruntime_on_each_configs_train_images(clean_set, tmp_path):
+    """--peer: both FP32 models quantized by onnxruntime (calibrated on each config's Train set)
+    and run as the pipeline; refuses an int8 model and --backend."""
+    import yaml
+    from helpers import make_rec_set
+    root, label = clean_set
+    rec_label = make_rec_set(str(tmp_path / "rec"))
+    rec = yaml.safe_load(open(REC, encoding="utf-8"))
+    rec["Train"]["dataset"].update(data_dir=str(tmp_path / "rec"), label_file_list=[rec_label])
+    rec["Train"]["loader"]["batch_size_per_card"] = 1
+    rec["Calibration"]["batch_nums"] = 2
+    rec_config = tmp_path / "rec.yaml"
+    rec_config.write_text(yaml.safe_dump(rec), encoding="utf-8")
+    argv = ["--e2e", "-c", DET, "--rec_config", str(rec_config), "--peer", "--quiet", "--threads", "1",
+            "-o", f"Train.dataset.data_dir={root}", f"Train.dataset.label_file_list=[{label}]",
+            "Train.loader.batch_size_per_card=1", "Calibration.batch_nums=1"] + data_args(root, label)[1:]
+    out = main(argv)
+    assert out["peer"] is True and out["images"] == 1
+    for task in ("det", "rec"):
+        assert out["backend"][task]["backend"] == "onnxruntime" and out["backend"][task]["precision"] == "int8"
+    assert out["metrics"]["gt"] == 2 and len(out["per_image"]) == 1
+    assert "leave out --backend" in _error(argv + ["--backend", "paddle"])

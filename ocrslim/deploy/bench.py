@@ -26,10 +26,10 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import config as cfg
-from .. import model as mdl
-from . import peer as peer_mod
 from .. import cpu, stats
+from .. import model as mdl
 from . import backends, runtime
+from . import peer as peer_mod
 from ..data import stack_images
 from ..errors import UserError
 from ..eval_cli import prepare
@@ -133,17 +133,12 @@ def _unique(names, files, task, devices):
 
 
 def make_peer(config, task_cls, files, short, work_dir, threads):
-    log.info("peer: exporting %s to ONNX and quantizing it with onnxruntime", files[0])
-    t = time.time()
-    fp32_onnx = runtime.export_onnx(files, os.path.join(work_dir, "peer_fp32.onnx"))
-    import onnx
-    input_name = onnx.load(fp32_onnx, load_external_data=False).graph.input[0].name
-    feeds = peer_mod.calibration_feeds(config, task_cls.name, input_name)
-    int8_onnx = peer_mod.quantize_onnx_static(fp32_onnx, os.path.join(work_dir, "peer_int8.onnx"), feeds)
-    log.info("peer quantized on %d calibration batches in %.0fs", len(feeds), time.time() - t)
-    predict, info = runtime.onnx_predictor(int8_onnx, config["Global"]["devices"], threads)
+    predict, info = peer_mod.predictor(config, task_cls.name, files, work_dir, "bench",
+                                       config["Global"]["devices"], threads)
+    size = info.pop("size_mb")
+    info.pop("strategy")
     return Candidate(f"{short} [onnxruntime PTQ]", "int8 peer: " + peer_mod.PEER_STRATEGY,
-                     files[0], os.path.getsize(int8_onnx) / 2 ** 20, predict, info, task_cls(config))
+                     files[0], size, predict, info, task_cls(config))
 
 
 def input_shapes(samples, indices):

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from .. import model as mdl
 from .. import cpu
 from . import backends
+from . import peer as peer_mod
 from ..data import import_ppocr, read_labels
 from ..metrics import geometry_iou, is_ignored_pred, det_scores, normalize_text, to_geometry
 from ..tasks import DetTask, RecTask
@@ -244,8 +245,11 @@ def evaluate_e2e(pipeline, items, metric, progress=True, warmup=WARMUP_IMAGES):
             "per_image": metric.items()}  # [gt, pred, tp] per image: what a drop interval resamples
 
 
-def run_e2e(det_config, rec_config, backend="auto", devices="cpu", threads=2, progress=True):
-    """Evaluate the det+rec pair of the two configs; returns the result dict for --json."""
+def run_e2e(det_config, rec_config, backend="auto", devices="cpu", threads=2, progress=True, peer=False):
+    """Evaluate the det+rec pair of the two configs; returns the result dict for --json.
+
+    peer: run the onnxruntime PTQ peer of the two (FP32) models instead, each calibrated on
+    its config's Train images (peer.py), as bench.py --peer does for one model."""
     det_files = mdl.model_files(det_config["Global"])
     rec_files = mdl.model_files(rec_config["Global"])
     ds = det_config["Eval"]["dataset"]
@@ -254,10 +258,14 @@ def run_e2e(det_config, rec_config, backend="auto", devices="cpu", threads=2, pr
     metric = E2EMetric(ignore_space=m.get("ignore_space", True), filter_text=m.get("filter_text", False))
     # ONNX exports live only as long as the run
     with tempfile.TemporaryDirectory(prefix="ocrslim-e2e-") as tmp_dir:
-        det_predict, det_info = backends.predictor(det_files, backend, "det", tmp_dir, "det", devices, threads)
-        rec_predict, rec_info = backends.predictor(rec_files, backend, "rec", tmp_dir, "rec", devices, threads)
+        if peer:
+            det_predict, det_info = peer_mod.predictor(det_config, "det", det_files, tmp_dir, "det", devices, threads)
+            rec_predict, rec_info = peer_mod.predictor(rec_config, "rec", rec_files, tmp_dir, "rec", devices, threads)
+        else:
+            det_predict, det_info = backends.predictor(det_files, backend, "det", tmp_dir, "det", devices, threads)
+            rec_predict, rec_info = backends.predictor(rec_files, backend, "rec", tmp_dir, "rec", devices, threads)
         pipeline = Pipeline(det_config, rec_config, det_predict, rec_predict)
         pipeline.check_models()
         result = evaluate_e2e(pipeline, items, metric, progress=progress)
     return {"det_model_dir": det_files[0], "rec_model_dir": rec_files[0], **result,
-            "backend": {"det": det_info, "rec": rec_info}, "cpu": cpu.summary()}
+            "backend": {"det": det_info, "rec": rec_info}, "cpu": cpu.summary(), "peer": peer}

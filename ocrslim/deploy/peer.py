@@ -55,3 +55,23 @@ def calibration_feeds(config, task_name, input_name):
         raise UserError(f"--peer calibrates on the Train set: {err}")
     reader = cmp.config_train_reader(config, task_name, input_name)
     return cmp.calibration_batches(reader, config["Calibration"]["batch_nums"])
+
+
+def predictor(config, task_name, files, work_dir, tag, devices="cpu", threads=2):
+    """The peer of the FP32 model `files`: exported, quantized with onnxruntime on config's Train
+    images (written into work_dir as <tag>_peer_*.onnx) and loaded; returns (predict, info) with
+    info["size_mb"] the int8 ONNX file's size."""
+    import time
+    import onnx
+    from . import runtime
+    if runtime.paddle_is_quantized(os.path.join(files[0], files[1])):
+        raise UserError(f"the peer quantizes an FP32 model, and {files[0]} is already quantized")
+    log.info("peer: exporting %s to ONNX and quantizing it with onnxruntime", files[0])
+    t = time.time()
+    fp32_onnx = runtime.export_onnx(files, os.path.join(work_dir, f"{tag}_peer_fp32.onnx"))
+    input_name = onnx.load(fp32_onnx, load_external_data=False).graph.input[0].name
+    feeds = calibration_feeds(config, task_name, input_name)
+    int8_onnx = quantize_onnx_static(fp32_onnx, os.path.join(work_dir, f"{tag}_peer_int8.onnx"), feeds)
+    log.info("peer quantized on %d calibration batches in %.0fs", len(feeds), time.time() - t)
+    predict, info = runtime.onnx_predictor(int8_onnx, devices, threads)
+    return predict, {**info, "size_mb": os.path.getsize(int8_onnx) / 2 ** 20, "strategy": PEER_STRATEGY}

@@ -29,11 +29,12 @@ def e2e_table(runs):
     for r in runs:
         m, b = r["metrics"], r["backend"]
         lines.append(f"| {display_path(r['det_model_dir'])} | {display_path(r['rec_model_dir'])} | {b['det']['precision']} + "
-                     f"{b['rec']['precision']} ({_backends(b)}) | {m['precision']:.4f} | {m['recall']:.4f} | "
+                     f"{b['rec']['precision']} ({_backends(b)}{' PTQ peer' if r.get('peer') else ''}) | "
+                     f"{m['precision']:.4f} | {m['recall']:.4f} | "
                      f"{m['hmean']:.4f} | {stats.format_drop(e2e_drop(runs, r))} | "
                      f"{r['latency_ms']['median']:.1f} / {r['latency_ms']['mean']:.1f} |")
-    return lines + ["", "F drop: against the FP32 pair on the same runtime and images (paired bootstrap "
-                    f"over {runs[0]['images']} images).", ""]
+    return lines + ["", "F drop: against the FP32 pair on the same images, on the same runtime where there is "
+                    f"one (paired bootstrap over {runs[0]['images']} images).", ""]
 
 
 def e2e_drop(runs, run):
@@ -41,12 +42,11 @@ def e2e_drop(runs, run):
     b = run["backend"]
     if b["det"]["precision"] == b["rec"]["precision"] == "fp32" or "per_image" not in run:
         return None
-    for base in runs:
-        bb = base["backend"]
-        if (bb["det"]["precision"] == bb["rec"]["precision"] == "fp32" and _backends(bb) == _backends(b)
-                and len(base.get("per_image", [])) == len(run["per_image"])):
-            return stats.paired_drop(base["per_image"], run["per_image"], "e2e")
-    return None
+    fp32 = [base for base in runs if base["backend"]["det"]["precision"] == base["backend"]["rec"]["precision"]
+            == "fp32" and len(base.get("per_image", [])) == len(run["per_image"])]
+    # the FP32 pair on the same runtime first (the peer's own runtime has no FP32 run of its own)
+    fp32.sort(key=lambda base: _backends(base["backend"]) != _backends(b))
+    return stats.paired_drop(fp32[0]["per_image"], run["per_image"], "e2e") if fp32 else None
 
 
 def _backends(b):
