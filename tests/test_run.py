@@ -212,3 +212,32 @@ def test_run_publishes_the_calibrated_model_when_training_lost_accuracy(tiny_dat
     assert sorted(os.listdir(save / "trained")) == ["inference.pdiparams", "inference.pdmodel"]
     out = capsys.readouterr().out
     assert "int8 calibrated" in out and "int8 trained" in out and "kept" in out
+
+
+def test_training_keeps_batch_norm_running_statistics():
+    """QAT runs BN in training mode; with momentum 1 its running mean and variance stay the
+    model's (they drifted 4-30x on real det images and took dev hmean from 0.356 to 0.144)."""
+    import numpy as np
+    import paddle
+    from ocrslim.deploy.paddle_graph import static_mode
+    with static_mode():
+        main_prog, start = paddle.static.Program(), paddle.static.Program()
+        with paddle.static.program_guard(main_prog, start):
+            x = paddle.static.data("x", [4, 3, 8, 8], "float32")
+            y = paddle.static.nn.batch_norm(paddle.static.nn.conv2d(x, 4, 3), is_test=False)
+            loss = paddle.mean(y * y)
+            paddle.optimizer.Adam(1e-3).minimize(loss)
+        cmp._prepare_student(main_prog, keep_float=[])
+        bn = [op for op in main_prog.global_block().ops if op.type == "batch_norm"][0]
+        assert bn.attr("momentum") == 1.0
+        scope = paddle.static.Scope()
+        with paddle.static.scope_guard(scope):
+            exe = paddle.static.Executor(paddle.CPUPlace())
+            exe.run(start)
+            stats = [np.array(scope.find_var(bn.input(k)[0]).get_tensor()).copy() for k in ("Mean", "Variance")]
+            for _ in range(3):
+                out, = exe.run(main_prog, feed={"x": np.random.rand(4, 3, 8, 8).astype("float32") * 5},
+                               fetch_list=[loss])
+            assert np.isfinite(out)
+            for k, before in zip(("Mean", "Variance"), stats):
+                assert np.array_equal(np.array(scope.find_var(bn.input(k)[0]).get_tensor()), before), k
