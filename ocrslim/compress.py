@@ -109,11 +109,9 @@ class _ArrayDataset:
         return len(self.arrays)
 
 
-def calibrate(model_files, feeds, quant_cfg, keep_float, algo, place, save_dir=None):
+def calibrate(model_files, feeds, quant_cfg, keep_float, algo, place):
     """Post-training calibration: {activation tensor name: threshold}.
 
-    save_dir: also write the calibrated-only int8 model there (inference.pdmodel +
-    inference.pdiparams): what calibration alone gives, the floor QAT must beat.
     Runs in its own scope so nothing leaks into ACT's programs.
     """
     import paddle
@@ -129,7 +127,7 @@ def calibrate(model_files, feeds, quant_cfg, keep_float, algo, place, save_dir=N
     scope = paddle.static.Scope()
     with paddle.static.scope_guard(scope), uniform_histograms():
         return _run_ptq(PostTrainingQuantization, place, model_files, loader, len(feeds), algo,
-                        quant_cfg, keep_float, scope, save_dir)
+                        quant_cfg, keep_float, scope)
 
 
 def histogram_uniform(values, edges):
@@ -169,8 +167,7 @@ def uniform_histograms():
         cls._sample_histogram = original
 
 
-def _run_ptq(PostTrainingQuantization, place, model_files, loader, batch_nums, algo, quant_cfg, keep_float, scope,
-             save_dir=None):
+def _run_ptq(PostTrainingQuantization, place, model_files, loader, batch_nums, algo, quant_cfg, keep_float, scope):
     import paddle
     ptq = PostTrainingQuantization(
         executor=paddle.static.Executor(place), model_dir=model_files[0],
@@ -180,8 +177,6 @@ def _run_ptq(PostTrainingQuantization, place, model_files, loader, batch_nums, a
         weight_quantize_type=quant_cfg.get("weight_quantize_type", "channel_wise_abs_max"),
         onnx_format=True, skip_tensor_list=list(keep_float), scope=scope)
     ptq.quantize()
-    if save_dir:
-        ptq.save_quantized_model(save_dir, model_filename="inference.pdmodel", params_filename="inference.pdiparams")
     return {k: float(np.max(v)) for k, v in ptq._scale_dict.items()}
 
 
@@ -249,11 +244,20 @@ def _inject_scales(program, scales, moving_rate, place):
     return done
 
 
+def keeps_calibration(calibrated, trained):
+    """Do no harm: the calibrated-only state is kept only when training ended below it."""
+    return calibrated is not None and trained is not None and calibrated > trained
+
+
 @contextlib.contextmanager
-def act_hooks(keep_float, scales, moving_rate, place):
-    """Wrap the two ACT internals for one run; always restore them."""
+def act_hooks(keep_float, scales, moving_rate, place, choice=None):
+    """Wrap the two ACT internals for one run; always restore them.
+
+    choice (a dict) receives the Eval metric of the calibrated-only state (step 0, before
+    any training step), the best trained one, and which of the two ACT saves."""
     import paddleslim.auto_compression.compressor as act
     build_quant, start_train = act.build_quant_program, act.AutoCompression._start_train
+    choice = {} if choice is None else choice
 
     def build_quant_program(exe, place_, config, train_info, test_info):
         for info in (train_info, test_info):
@@ -264,15 +268,44 @@ def act_hooks(keep_float, scales, moving_rate, place):
         program = getattr(train_info.program, "_program", train_info.program)
         n = _inject_scales(program, scales, moving_rate, place)
         log.info("started %d activation quantizers from calibrated scales", n)
-        return start_train(self, train_info, test_info, strategy, train_config)
+        # step 0, the calibrated-only model: measured with the same eval as training, and kept
+        # in ACT's own format, so that ACT saves it instead when training makes it worse
+        test_program = getattr(test_info.program, "_program", test_info.program)
+        calibrated = None
+        if self.eval_function is not None:
+            calibrated = self.eval_function(self._exe, test_info.program, test_info.feed_target_names,
+                                            test_info.fetch_targets)
+            log.info("calibrated only (step 0): Eval metric %.4f", calibrated)
+        snapshot = os.path.join(self.tmp_dir, "ocrslim_calibrated")
+        paddle_static_save(test_program, snapshot)
+        out = start_train(self, train_info, test_info, strategy, train_config)
+        trained = self.final_metric if self.eval_function is not None else None
+        keep = keeps_calibration(calibrated, trained)
+        if keep:  # ACT's _save_model loads best_model.* when present: make it the calibrated state
+            best = os.path.join(self.tmp_dir, "best_model")
+            for ext in (".pdparams", ".pdopt", ".pdmodel"):
+                os.replace(snapshot + ext, best + ext)
+            self.final_metric = calibrated
+        else:
+            for ext in (".pdparams", ".pdopt", ".pdmodel"):
+                if os.path.exists(snapshot + ext):
+                    os.remove(snapshot + ext)
+        choice.update(calibrated=calibrated, trained=trained, kept="calibrated" if keep else "trained")
+        return out
 
     act.build_quant_program = build_quant_program
     act.AutoCompression._start_train = _start_train
     try:
-        yield
+        yield choice
     finally:
         act.build_quant_program = build_quant
         act.AutoCompression._start_train = start_train
+
+
+def paddle_static_save(program, path):
+    """paddle.static.save of every persistable of `program` (path.pdparams, .pdopt, .pdmodel)."""
+    import paddle
+    paddle.static.save(program=program, model_path=path)
 
 
 def act_config(config, distill_node, world):
@@ -300,7 +333,9 @@ def act_config(config, distill_node, world):
 
 
 def run_act(model_files, save_dir, strategy, reader, eval_callback, keep_float, scales, place):
-    """Run ACT on a private copy of the model (ACT rewrites the .pdmodel it is given)."""
+    """Run ACT on a private copy of the model (ACT rewrites the .pdmodel it is given).
+
+    Returns act_hooks' choice: {"calibrated", "trained": Eval metric, "kept": which was saved}."""
     from paddleslim.auto_compression import AutoCompression
     model_dir, model_file, params_file = model_files
     work = tempfile.mkdtemp(prefix="ocrslim-model-")
@@ -308,11 +343,12 @@ def run_act(model_files, save_dir, strategy, reader, eval_callback, keep_float, 
         shutil.copy(os.path.join(model_dir, model_file), os.path.join(work, "inference.pdmodel"))
         shutil.copy(os.path.join(model_dir, params_file), os.path.join(work, "inference.pdiparams"))
         rate = float(strategy["QuantAware"].get("moving_rate", 0.9))
-        with act_hooks(set(keep_float), scales, rate, place):
+        with act_hooks(set(keep_float), scales, rate, place) as choice:
             ac = AutoCompression(model_dir=work, model_filename="inference.pdmodel",
                                  params_filename="inference.pdiparams", save_dir=save_dir,
                                  config=copy.deepcopy(strategy), train_dataloader=reader,
                                  eval_callback=eval_callback, deploy_hardware=None)
             ac.compress()
+        return choice
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -32,7 +32,6 @@ from .outputs import check_save_dir, publish, staging_dir, write_json
 log = logging.getLogger("ocrslim")
 
 ACT_SECTIONS = ("QuantAware", "Distillation", "TrainConfig")
-MODEL_FILES = ("inference.pdmodel", "inference.pdiparams")
 
 
 def parse_args(argv):
@@ -84,34 +83,41 @@ def rank_world():
     return int(os.environ.get("PADDLE_TRAINER_ID", 0)), int(os.environ.get("PADDLE_TRAINERS_NUM", 1))
 
 
-def act_eval(exe, program, feed_names, fetch_targets, samples, task, batch_size, rank, progress):
+def act_eval(exe, program, feed_names, fetch_targets, samples, task, batch_size, rank, progress, history=None):
     """ACT's eval callback: the shared evaluate(), main indicator as a float.
 
     Evaluation runs on rank 0 only; other ranks return -1 so they never save
-    a 'best' checkpoint into ACT's shared temp folder.
+    a 'best' checkpoint into ACT's shared temp folder. history: every result,
+    in order (the first is the calibrated-only step 0, see compress.act_hooks).
     """
     if rank != 0:
         return -1.0
     predict = mdl.predictor(exe, program, feed_names, fetch_targets)
     result = evaluate(predict, samples, task, batch_size, desc="eval (int8 in training)", progress=progress)
+    if history is not None:
+        history.append(result)
     return float(result["metrics"][task.main_indicator])
 
 
-def summary(task, baseline, candidates, chosen, sizes, seconds, test=None):
-    """The step 4 table: FP32 and both int8 candidates on Eval (and Test), which one was kept."""
+def summary(task, baseline, compressed, candidates, chosen, sizes, seconds, test=None):
+    """The step 4 table: FP32, both int8 candidates as measured in training, and the saved
+    (kept) model as loaded back, on Eval (and Test)."""
     key = task.main_indicator
     header = (["model", f"Eval {key}", "drop [95% CI]"] + ([f"Test {key}", "drop"] if test else [])
               + ["MB", "eval ms/img", "kept"])
     rows = []
-    for name, res in (("FP32", baseline), *((f"int8 {k}", v) for k, v in candidates.items())):
-        short = name.split()[-1]
+    named = [("FP32", baseline), *((f"int8 {k} (in training)", v) for k, v in candidates.items()),
+             ("int8 saved", compressed)]
+    for name, res in named:
         drop = stats.paired_drop(baseline["per_item"], res["per_item"], task.name) if name != "FP32" else None
         row = [name, f"{res['metrics'][key]:.4f}", stats.format_drop(drop)]
         if test:
-            got = test["baseline" if name == "FP32" else short][key]
-            row += [f"{got:.4f}", "" if name == "FP32" else f"{test['baseline'][key] - got:+.4f}"]
+            got = test["baseline" if name == "FP32" else "compressed"][key] if name in ("FP32", "int8 saved") else None
+            row += ["" if got is None else f"{got:.4f}",
+                    "" if got is None or name == "FP32" else f"{test['baseline'][key] - got:+.4f}"]
         size = sizes["baseline"] if name == "FP32" else sizes["compressed"]
-        row += [f"{size:.2f}", f"{res['seconds'] / max(res['images'], 1) * 1000:.0f}", "yes" if short == chosen else ""]
+        row += [f"{size:.2f}", f"{res['seconds'] / max(res['images'], 1) * 1000:.0f}",
+                "yes" if chosen in name else ""]
         rows.append(row)
     unit = "images" if task.name == "det" else "crops"
     title = (f"{task.name}: {key} (drop = FP32 - int8, paired bootstrap over {len(baseline['per_item'])} Eval "
@@ -120,11 +126,12 @@ def summary(task, baseline, candidates, chosen, sizes, seconds, test=None):
     return table(header, rows, title=title)
 
 
-def compress_model(config, model_files, staging, task_cls, samples, rank, world, progress, calibrated=None):
+def compress_model(config, model_files, staging, task_cls, samples, rank, world, progress):
     """Step 2: calibrate on train images, then ACT QAT + distillation into `staging`.
 
-    calibrated: a folder for the calibrated-only int8 model (rank 0), the floor the
-    trained model must beat in step 3."""
+    Returns (strategy, candidates): candidates has the Eval results of the calibrated-only
+    state (step 0) and of the best trained one, and which of the two ACT saved ("kept");
+    empty on ranks other than 0."""
     import paddle
     g = config["Global"]
     place = mdl.place(g["devices"])
@@ -137,15 +144,20 @@ def compress_model(config, model_files, staging, task_cls, samples, rank, world,
     calib = config["Calibration"]
     t0 = time.time()
     scales = cmp.calibrate(model_files, cmp.calibration_batches(reader, calib["batch_nums"]),
-                           config["QuantAware"], keep_float, calib["algo"], place, save_dir=calibrated)
+                           config["QuantAware"], keep_float, calib["algo"], place)
     log.info("calibrated %d tensors (%s) in %.0fs", len(scales), calib["algo"], time.time() - t0)
     paddle.enable_static()
+    history = []
     callback = functools.partial(act_eval, samples=samples, task=task_cls(config),
                                  batch_size=config["Eval"]["loader"]["batch_size_per_card"],
-                                 rank=rank, progress=progress)
+                                 rank=rank, progress=progress, history=history)
     strategy = cmp.act_config(config, node, world)
-    cmp.run_act(model_files, staging, strategy, reader, callback, keep_float, scales, place)
-    return strategy
+    choice = cmp.run_act(model_files, staging, strategy, reader, callback, keep_float, scales, place)
+    if rank != 0 or not history:
+        return strategy, {}
+    key = task_cls.main_indicator
+    trained = max(history[1:], key=lambda r: r["metrics"][key]) if len(history) > 1 else None
+    return strategy, {"calibrated": history[0], "trained": trained, "kept": choice.get("kept", "trained")}
 
 
 def main(argv=None):
@@ -174,19 +186,17 @@ def main(argv=None):
     # ACT makes a temp folder inside save_dir on every rank; only rank 0 saves,
     # so the other ranks get a private throwaway folder.
     staging = staging_dir(args.save_dir) if rank == 0 else tempfile.mkdtemp(prefix=f"ocrslim-rank{rank}-")
-    calibrated = tempfile.mkdtemp(prefix="ocrslim-calibrated-") if rank == 0 else None
     try:
-        strategy = compress_model(config, model_files, staging, task_cls, samples,
-                                  rank, world, progress, calibrated)
+        strategy, candidates = compress_model(config, model_files, staging, task_cls, samples,
+                                              rank, world, progress)
         times["compress"] = time.time() - t
         if rank != 0:
             return {}
-        return _finish(args, config, task_cls, samples, staging, calibrated, baseline, strategy, times, start,
+        return _finish(args, config, task_cls, samples, staging, candidates, baseline, strategy, times, start,
                        progress)
     finally:
-        for folder in (staging, calibrated):
-            if folder and os.path.isdir(folder):  # published staging folders are gone already
-                shutil.rmtree(folder, ignore_errors=True)
+        if os.path.isdir(staging):  # published staging folders are gone already
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _predict(global_cfg, task_cls, config):
@@ -204,11 +214,11 @@ def _evaluate_dir(model_dir, config, task_cls, samples, desc, progress):
 
 
 def choose(task_cls, calibrated, trained):
-    """Do no harm: the trained model unless it is worse on Eval than calibration alone.
-    Returns (name, reason)."""
+    """Do no harm (compress.keeps_calibration decides inside ACT): the trained model unless it is
+    worse on Eval than calibration alone. Returns (name, reason)."""
     key = task_cls.main_indicator
     cal, qat = calibrated["metrics"][key], trained["metrics"][key]
-    if qat >= cal:
+    if not cmp.keeps_calibration(cal, qat):
         return "trained", f"training kept or raised the Eval {key} ({cal:.4f} calibrated, {qat:.4f} trained)"
     return "calibrated", (f"training lowered the Eval {key} from {cal:.4f} (calibrated only) to {qat:.4f}, so the "
                           "calibrated model is kept. That happens with too few steps from the calibrated scales or "
@@ -216,8 +226,8 @@ def choose(task_cls, calibrated, trained):
                           "TrainConfig.train_iter, lower the learning rate, or train on data like the Eval set")
 
 
-def _test_figures(config, task_cls, candidates, progress):
-    """The optional Test section: FP32 and both int8 candidates on it, reported, never chosen by."""
+def _test_figures(config, task_cls, model_dir, progress):
+    """The optional Test section: FP32 and the kept int8 model on it, reported, never chosen by."""
     from .data import build_samples
     test_config = dict(config, Eval=config["Test"])
     samples = build_samples(config["Test"], task_cls.name)
@@ -225,36 +235,31 @@ def _test_figures(config, task_cls, candidates, progress):
     out["baseline"] = evaluate(_predict(config["Global"], task_cls, test_config), samples, task_cls(test_config),
                                config["Test"]["loader"]["batch_size_per_card"], desc="test FP32",
                                progress=progress)["metrics"]
-    for name, folder in candidates.items():
-        out[name] = _evaluate_dir(folder, test_config, task_cls, samples, f"test int8 {name}", progress)["metrics"]
+    out["compressed"] = _evaluate_dir(model_dir, test_config, task_cls, samples, "test int8", progress)["metrics"]
     return out
 
 
-def _finish(args, config, task_cls, samples, staging, calibrated, baseline, strategy, times, start, progress):
-    """Steps 3 and 4 (rank 0): evaluate the calibrated-only and the trained int8 models, keep
-    the better one, report, publish."""
+def _finish(args, config, task_cls, samples, staging, candidates, baseline, strategy, times, start, progress):
+    """Steps 3 and 4 (rank 0): evaluate the saved int8 model (the better of calibrated-only and
+    trained, which ACT saved), report both, publish."""
     t = time.time()
-    log.info("[3/5] evaluating the int8 models: calibrated only, and trained")
-    candidates = {"calibrated": _evaluate_dir(calibrated, config, task_cls, samples, "eval int8 calibrated", progress),
-                  "trained": _evaluate_dir(staging, config, task_cls, samples, "eval int8 trained", progress)}
-    chosen, why = choose(task_cls, candidates["calibrated"], candidates["trained"])
-    log.info("kept the %s model: %s", chosen, why)
-    # the kept model is save_dir's own; the other one goes into save_dir/<its name>/ (bench, eval)
-    other = "trained" if chosen == "calibrated" else "calibrated"
-    os.makedirs(os.path.join(staging, other))
-    for name in MODEL_FILES:
-        if chosen == "calibrated":
-            os.replace(os.path.join(staging, name), os.path.join(staging, other, name))
-            shutil.copyfile(os.path.join(calibrated, name), os.path.join(staging, name))
-        else:
-            shutil.copyfile(os.path.join(calibrated, name), os.path.join(staging, other, name))
-    compressed = candidates[chosen]
+    log.info("[3/5] evaluating the saved int8 model")
+    compressed = _evaluate_dir(staging, config, task_cls, samples, "eval int8", progress)
     times["compressed_eval"] = time.time() - t
+    if candidates:
+        candidates = {"calibrated": candidates["calibrated"], "trained": candidates["trained"] or compressed,
+                      "kept": candidates["kept"]}
+        chosen, why = choose(task_cls, candidates["calibrated"], candidates["trained"])
+        log.info("kept the %s model: %s", chosen, why)
+    else:  # no Eval during training: what was saved is the trained model
+        candidates = {"calibrated": None, "trained": compressed, "kept": "trained"}
+        chosen, why = "trained", "no Eval ran during training (TrainConfig.eval_iter): the trained model is kept"
+    candidates = {k: v for k, v in candidates.items() if k != "kept" and v is not None}
     test = None
     if config.get("Test"):
         t = time.time()
-        log.info("[3/5] the Test set (reported only): FP32 and both int8 models")
-        test = _test_figures(config, task_cls, {chosen: staging, other: os.path.join(staging, other)}, progress)
+        log.info("[3/5] the Test set (reported only): FP32 and the kept int8 model")
+        test = _test_figures(config, task_cls, staging, progress)
         times["test_eval"] = time.time() - t
 
     log.info("[4/5] summary")
@@ -267,7 +272,7 @@ def _finish(args, config, task_cls, samples, staging, calibrated, baseline, stra
               "baseline": baseline["metrics"], "compressed": compressed["metrics"],
               "candidates": {k: v["metrics"] for k, v in candidates.items()}, "chosen": chosen, "chosen_why": why,
               "drop": {k: stats.paired_drop(baseline["per_item"], v["per_item"], task_cls.name)
-                       for k, v in candidates.items()},
+                       for k, v in {**candidates, "saved": compressed}.items()},
               "size_mb": {k: round(v, 3) for k, v in sizes.items()}, "seconds": round(seconds, 1),
               "step_seconds": {k: round(v, 1) for k, v in times.items()},
               "strategy": {**strategy, "Calibration": config["Calibration"]}}
@@ -280,7 +285,7 @@ def _finish(args, config, task_cls, samples, staging, calibrated, baseline, stra
     # written before step 5 too: bench labels a model with a report.json as ours
     report["cpu"] = cpu.summary()
     write_json(os.path.join(staging, "report.json"), report)
-    print(summary(task_cls, baseline, candidates, chosen, sizes, seconds, test))
+    print(summary(task_cls, baseline, compressed, candidates, chosen, sizes, seconds, test))
     # published before step 5: a benchmark that crashes can never cost the finished model
     publish(staging, args.save_dir)
     log.info("wrote %s", args.save_dir)
@@ -291,14 +296,11 @@ def _finish(args, config, task_cls, samples, staging, calibrated, baseline, stra
 
 
 def bench_command(args, config):
-    """Step 5 as a bench.py command line: FP32 vs our int8 (the kept model, then the other
-    candidate) vs the onnxruntime peer, each on
+    """Step 5 as a bench.py command line: FP32 vs our int8 vs the onnxruntime peer, each on
     the runtime `auto` picks for this CPU; report.md, report.png and bench.json into save_dir."""
     on_cpu = config["Global"]["devices"] == "cpu"
-    other = [os.path.join(args.save_dir, n) for n in ("calibrated", "trained")
-             if os.path.isdir(os.path.join(args.save_dir, n))]
     cmd = ["bench.py", "-c", args.config, "--model_dir", config["Global"]["model_dir"],
-           "--model_dir", args.save_dir, *[a for d in other for a in ("--model_dir", d)], "--backend", "auto", "--threads", str(args.threads), "--repeat", "1",
+           "--model_dir", args.save_dir, "--backend", "auto", "--threads", str(args.threads), "--repeat", "1",
            "--devices", config["Global"]["devices"], "--report", args.save_dir, "--overwrite"]
     # onnxruntime's GPU build is not a dependency: on GPU there is no peer
     cmd += ["--peer"] if on_cpu else []
@@ -327,6 +329,6 @@ def deploy_report(args, config):
     with open(os.path.join(args.save_dir, "bench.json"), encoding="utf-8") as f:
         out = json.load(f)
     return {"fastest_fp32": out["fastest_fp32"], "cpu": out.get("cpu"),
-            "models": [{k: r.get(k) for k in ("name", "backend", "precision", "latency_ms", "speedup", "size_mb",
-                                              "choice")} for r in out["models"]],
+            "models": [{k: r.get(k) for k in ("name", "strategy", "backend", "precision", "metrics", "drop",
+                                              "latency_ms", "speedup", "size_mb", "choice")} for r in out["models"]],
             "not_offered": out.get("not_offered", [])}

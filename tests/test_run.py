@@ -2,6 +2,7 @@
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from ocrslim import compress as cmp
@@ -138,7 +139,7 @@ def test_nonzero_rank_trains_but_writes_nothing(tiny_data, tmp_path, monkeypatch
     def act_like(config, model_files, staging, *rest):
         given.append(staging)
         os.makedirs(os.path.join(staging, "act_tmp"))
-        return {}
+        return {}, {}
     monkeypatch.setattr(run_cli, "compress_model", act_like)
     monkeypatch.setenv("PADDLE_TRAINER_ID", "1")
     monkeypatch.setenv("PADDLE_TRAINERS_NUM", "2")
@@ -173,45 +174,91 @@ def test_choose_keeps_calibration_when_training_made_it_worse():
     assert choose(rec, {"metrics": {"acc": 0.70}}, {"metrics": {"acc": 0.80}})[0] == "trained"
 
 
-def test_run_publishes_the_calibrated_model_when_training_lost_accuracy(tiny_data, tmp_path, monkeypatch, capsys):
-    """Step 2 is replaced by one that leaves a good 'calibrated' model (the FP32 weights) and a
-    'trained' one whose classifier weights are zero: run.py must measure both on Eval, publish
-    the calibrated one and say why, with no ACT run."""
-    import numpy as np
-    import paddle
+def test_run_reports_both_candidates_and_why_calibration_was_kept(tiny_data, tmp_path, monkeypatch, capsys):
+    """Step 2 is replaced by one that saves a model and says that training ended below its
+    calibrated start (as compress.act_hooks reports it): run.py must say so and why, report both
+    candidates with their drops, and evaluate what was saved, with no ACT run."""
     from ocrslim import run_cli
-    from ocrslim.deploy.paddle_graph import static_mode
     fp32 = resolve_path("bundled:ch_PP-OCRv4_rec_infer")
 
-    def fake_step2(config, model_files, staging, task_cls, samples, rank, world, progress, calibrated):
+    def result(acc):
+        correct = round(acc * 40)
+        return {"metrics": {"acc": acc}, "per_item": [1] * correct + [0] * (40 - correct), "seconds": 1.0,
+                "images": 40}
+
+    def fake_step2(config, model_files, staging, *rest):
         for name in ("inference.pdmodel", "inference.pdiparams"):
-            shutil.copy(os.path.join(fp32, name), os.path.join(calibrated, name))
-        with static_mode():
-            exe = paddle.static.Executor(paddle.CPUPlace())
-            scope = paddle.static.Scope()
-            with paddle.static.scope_guard(scope):
-                program, feeds, fetches = paddle.static.load_inference_model(os.path.join(fp32, "inference"), exe)
-                last = [v for v in program.list_vars() if v.persistable and v.name.endswith(".w_0")][-1]
-                tensor = scope.find_var(last.name).get_tensor()
-                tensor.set(np.zeros(np.array(tensor).shape, "float32"), paddle.CPUPlace())
-                paddle.static.save_inference_model(os.path.join(staging, "inference"),
-                                                   [program.global_block().var(feeds[0])], fetches, exe,
-                                                   program=program)
-        return {}
+            shutil.copy(os.path.join(fp32, name), os.path.join(staging, name))
+        return {}, {"calibrated": result(0.9), "trained": result(0.5), "kept": "calibrated"}
     monkeypatch.setattr(run_cli, "compress_model", fake_step2)
     save = tmp_path / "rec"
     report = main(["-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", str(save), "--quiet", "--no_bench",
                    "-o", *data_overrides(tiny_data, "rec")])
-    cands = report["candidates"]
-    assert cands["calibrated"]["acc"] > 0.3 and cands["trained"]["acc"] < cands["calibrated"]["acc"], cands
+    assert report["candidates"] == {"calibrated": {"acc": 0.9}, "trained": {"acc": 0.5}}
     assert report["chosen"] == "calibrated" and "domain gap" in report["chosen_why"]
-    assert report["compressed"] == cands["calibrated"]
-    with open(os.path.join(fp32, "inference.pdiparams"), "rb") as f, open(save / "inference.pdiparams", "rb") as g:
-        assert f.read() == g.read()
-    # the trained one is kept beside it, for bench.py and eval.py
-    assert sorted(os.listdir(save / "trained")) == ["inference.pdiparams", "inference.pdmodel"]
+    assert report["drop"]["trained"]["drop"] == round(report["baseline"]["acc"] - 0.5, 4)
+    assert report["compressed"]["acc"] == report["baseline"]["acc"]  # what was saved is what step 3 measured
     out = capsys.readouterr().out
-    assert "int8 calibrated" in out and "int8 trained" in out and "kept" in out
+    assert "int8 calibrated (in training)" in out and "int8 trained (in training)" in out and "int8 saved" in out
+
+
+def test_act_hook_saves_the_calibrated_state_when_training_ends_below_it(tmp_path):
+    """compress.act_hooks measures step 0 and, when ACT's best trained metric is lower, puts the
+    step-0 weights where ACT's _save_model loads its best model from."""
+    import paddle
+    import paddleslim.auto_compression.compressor as act
+    from ocrslim.deploy.paddle_graph import static_mode
+
+    class FakeACT:
+        tmp_dir = str(tmp_path)
+        _exe = None
+
+        def __init__(self, metrics):
+            self.metrics = iter(metrics)
+
+        def eval_function(self, *args):
+            return next(self.metrics)
+
+    def set_weights(value):
+        for var in prog.list_vars():
+            if var.persistable:
+                paddle.static.global_scope().var(var.name).get_tensor().set(np.full(var.shape, value, "float32"),
+                                                                             paddle.CPUPlace())
+
+    def fake_start_train(self, train_info, test_info, strategy, train_config):
+        set_weights(2.0)  # training moved the weights
+        self.final_metric = self.eval_function()
+        paddle.static.save(test_info.program, os.path.join(self.tmp_dir, "best_model"))
+        return test_info
+
+    with static_mode():
+        prog = paddle.static.Program()
+        with paddle.static.program_guard(prog, paddle.static.Program()):
+            paddle.static.nn.fc(paddle.static.data("x", [1, 2], "float32"), 2)
+        info = type("Info", (), {"program": prog, "feed_target_names": ["x"], "fetch_targets": []})()
+        original = act.AutoCompression._start_train
+        act.AutoCompression._start_train = fake_start_train
+        try:
+            scope = paddle.static.Scope()
+            with paddle.static.scope_guard(scope):
+                for metrics, kept in (([0.9, 0.5], "calibrated"), ([0.5, 0.5], "trained"), ([0.5, 0.7], "trained")):
+                    set_weights(1.0)  # the calibrated start
+                    with cmp.act_hooks(set(), {}, 0.9, paddle.CPUPlace()) as choice:
+                        fake = FakeACT(metrics)
+                        act.AutoCompression._start_train(fake, info, info, {}, None)
+                    assert choice == {"calibrated": metrics[0], "trained": metrics[1], "kept": kept}
+                    assert fake.final_metric == max(metrics)
+                    # what ACT's _save_model will load: the calibrated start, or the trained weights
+                    paddle.static.load(prog, os.path.join(tmp_path, "best_model"))
+                    weight = [v for v in prog.list_vars() if v.persistable][0].name
+                    got = np.array(scope.find_var(weight).get_tensor())
+                    assert (got == (1.0 if kept == "calibrated" else 2.0)).all(), (metrics, got)
+                    assert not [p for p in os.listdir(tmp_path) if p.startswith("ocrslim_calibrated")]
+                    for p in os.listdir(tmp_path):
+                        os.remove(os.path.join(tmp_path, p))
+        finally:
+            act.AutoCompression._start_train = original
+    assert act.AutoCompression._start_train is original
 
 
 def test_training_keeps_batch_norm_running_statistics():

@@ -96,7 +96,7 @@ def pair_sizes(benches):
         return []
     picks = {"FP32 (Paddle)": lambda r: r["precision"] == "fp32" and r["backend"] == "paddle",
              "ocrslim int8 (Paddle)": lambda r: r["precision"] == "int8" and r["backend"] == "paddle"
-             and "peer" not in r["strategy"] and "not kept" not in r["strategy"],
+             and "peer" not in r["strategy"],
              "onnxruntime PTQ peer": lambda r: "peer" in r["strategy"]}
     sizes = {name: [_size(by_task[t], pick) for t in ("det", "rec")] for name, pick in picks.items()}
     base = sum(sizes["FP32 (Paddle)"]) if None not in sizes["FP32 (Paddle)"] else None
