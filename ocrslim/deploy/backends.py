@@ -103,6 +103,12 @@ NOT_OFFERED = {
     ("avx2", "rec", "int8", "paddle"): "without VNNI oneDNN halves int8 weights for signed inputs (7 bits) and "
                                        "saturates unsigned ones: rec 0.680 vs the executor's 0.777 on the demo set "
                                        "(ONEDNN_MAX_CPU_ISA=AVX2), 0.397 vs 0.628 on real crops (AMD EPYC)",
+    # onnxruntime's int8 det misses boxes the trained model finds, on both kinds measured (Paddle
+    # Inference keeps them and is faster there, so det int8 stays on Paddle)
+    ("avx512_vnni", "det", "int8", "onnxruntime"): "onnxruntime int8 det loses boxes the executor finds: demo set "
+                                                   "0.7846 vs 0.8000, tiny test set 17 vs 20 of 27 boxes",
+    ("avx2", "det", "int8", "onnxruntime"): "onnxruntime int8 det loses boxes the executor finds: demo set 0.7653 "
+                                            "vs 0.7876 (AMD EPYC)",
 }
 # For CPU kinds never measured: what kept accuracy on every kind measured.
 SAFE = {("det", "fp32"): "onnxruntime", ("rec", "fp32"): "onnxruntime",
