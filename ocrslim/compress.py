@@ -211,6 +211,30 @@ def _prepare_student(program, keep_float):
             op._set_attr("dropout_prob", 0.0)
 
 
+def _init_weight_scales(program, place):
+    """Give every weight quantizer of an eval program the scale training would compute (abs max
+    per output channel). In ACT's eval program a weight quantize_linear reads its Scale variable,
+    which only a training step writes: evaluated before the first step, the untouched scales
+    made rec accuracy 0.0. Returns how many were set."""
+    import paddle
+    scope = paddle.static.global_scope()
+    block, done = program.global_block(), 0
+    for op in block.ops:
+        if op.type != "quantize_linear" or not block._find_var_recursive(op.input("X")[0]).persistable:
+            continue
+        weight = np.array(scope.find_var(op.input("X")[0]).get_tensor())
+        scale = scope.find_var(op.input("Scale")[0]).get_tensor()
+        axis = op.attr("quant_axis")
+        if axis in (None, -1) or weight.ndim == 0:
+            value = np.abs(weight).max(keepdims=True).ravel()
+        else:
+            value = np.abs(np.moveaxis(weight, axis, 0)).reshape(weight.shape[axis], -1).max(axis=1)
+        old = np.array(scale)
+        scale.set(value.astype(old.dtype).reshape(old.shape), place)
+        done += 1
+    return done
+
+
 def _inject_scales(program, scales, moving_rate, place):
     """Start every activation quantizer from its calibrated threshold.
 
@@ -271,6 +295,7 @@ def act_hooks(keep_float, scales, moving_rate, place, choice=None):
         # step 0, the calibrated-only model: measured with the same eval as training, and kept
         # in ACT's own format, so that ACT saves it instead when training makes it worse
         test_program = getattr(test_info.program, "_program", test_info.program)
+        log.info("set %d weight quantizer scales for the step-0 eval", _init_weight_scales(test_program, place))
         calibrated = None
         if self.eval_function is not None:
             calibrated = self.eval_function(self._exe, test_info.program, test_info.feed_target_names,

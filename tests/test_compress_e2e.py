@@ -52,6 +52,8 @@ def test_compress_det(compressed_det):
     # do no harm: both int8 candidates were measured on Eval in training and the better one was saved
     cands = report["candidates"]
     assert set(cands) == {"calibrated", "trained"} and report["chosen"] in cands
+    # step 0 is a real model (its weight scales were set before any training step wrote them)
+    assert cands["calibrated"]["hmean"] >= fp32 - BOUND["det"], cands
     assert cands[report["chosen"]]["hmean"] == max(c["hmean"] for c in cands.values())
     # the saved model, loaded back, gives what it gave in training (up to the int8 weight conversion)
     assert abs(report["compressed"]["hmean"] - cands[report["chosen"]]["hmean"]) <= 0.02, report
@@ -84,6 +86,8 @@ def test_compress_rec_keeps_the_model_when_the_benchmark_crashes(compressed_rec)
     fp32, int8 = report["baseline"]["acc"], report["compressed"]["acc"]
     assert fp32 > 0.3
     assert int8 >= fp32 - BOUND["rec"], (fp32, int8)
+    # the calibrated-only step 0 was measured on a working model (untouched weight scales gave 0.0)
+    assert report["candidates"]["calibrated"]["acc"] >= fp32 - BOUND["rec"], report["candidates"]
 
 
 def readme_example():
