@@ -279,6 +279,7 @@ def act_hooks(keep_float, scales, moving_rate, place, choice=None):
 
     choice (a dict) receives the Eval metric of the calibrated-only state (step 0, before
     any training step), the best trained one, and which of the two ACT saves."""
+    import paddle
     import paddleslim.auto_compression.compressor as act
     build_quant, start_train = act.build_quant_program, act.AutoCompression._start_train
     choice = {} if choice is None else choice
@@ -302,7 +303,7 @@ def act_hooks(keep_float, scales, moving_rate, place, choice=None):
                                             test_info.fetch_targets)
             log.info("calibrated only (step 0): Eval metric %.4f", calibrated)
         snapshot = os.path.join(self.tmp_dir, "ocrslim_calibrated")
-        paddle_static_save(test_program, snapshot)
+        paddle.static.save(program=test_program, model_path=snapshot)  # .pdparams, .pdopt, .pdmodel
         out = start_train(self, train_info, test_info, strategy, train_config)
         trained = self.final_metric if self.eval_function is not None else None
         keep = keeps_calibration(calibrated, trained)
@@ -325,12 +326,6 @@ def act_hooks(keep_float, scales, moving_rate, place, choice=None):
     finally:
         act.build_quant_program = build_quant
         act.AutoCompression._start_train = start_train
-
-
-def paddle_static_save(program, path):
-    """paddle.static.save of every persistable of `program` (path.pdparams, .pdopt, .pdmodel)."""
-    import paddle
-    paddle.static.save(program=program, model_path=path)
 
 
 def act_config(config, distill_node, world):
