@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.txt
 data: $(DEMO_DATA)/rec/eval.txt
 
 $(DEMO_DATA)/rec/eval.txt: | setup
-	$(PY) ocr_data/synth.py --out $(DEMO_DATA) --seed 0 --overwrite
+	$(PY) -m ocr_data.synth --out $(DEMO_DATA) --seed 0 --overwrite
 
 # --overwrite: re-running the demo replaces its own earlier results
 demo: setup data

@@ -1,5 +1,5 @@
-"""ocr_data/synth.py (synthetic det/rec data) and ocr_data/icdar2015.py
-(ICDAR2015 converter). Fast, no paddle."""
+"""ocr_data/synth/ (synthetic det/rec data, `python -m ocr_data.synth`) and
+ocr_data/icdar2015.py (ICDAR2015 converter). Fast, no paddle."""
 import json
 import os
 
@@ -45,7 +45,7 @@ def gen(tmp_path_factory):
     return root, res
 
 
-# ---------------------------------------------------------------- synth.py
+# ------------------------------------------------------------------- synth
 
 
 def test_layout_and_counts(gen):
@@ -144,7 +144,7 @@ def test_help_shows_usage(capsys):
     with pytest.raises(SystemExit) as e:
         synth.main(["--help"])
     assert e.value.code == 0
-    assert "python ocr_data/synth.py --out ocr_data/demo" in capsys.readouterr().out
+    assert "python -m ocr_data.synth --out ocr_data/demo" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------ icdar2015.py
