@@ -116,6 +116,31 @@ def test_labels_only_use_dictionary_characters(gen):
     assert any(any(c.isascii() and c.isalpha() for c in t) for t in texts)
 
 
+def test_word_labels_split_lines_into_words_of_the_same_images(gen, tmp_path):
+    from shapely.geometry import Polygon
+    root, _ = gen
+    line_out, word_out = root / "a", tmp_path / "words"
+    _gen(word_out, 0, "--det_labels", "word")
+    split_lines = 0
+    for split in ("train", "eval"):
+        for (path, lines), (_, words) in zip(_labels(line_out, "det", split), _labels(word_out, "det", split)):
+            # the labels change, the pixels do not
+            assert (line_out / "det" / path).read_bytes() == (word_out / "det" / path).read_bytes()
+            for line in lines:
+                shape = Polygon(line["points"]).buffer(2)
+                inside = [w for w in words if Polygon(w["points"]).intersection(shape).area
+                          >= 0.9 * Polygon(w["points"]).area]
+                parts = line["transcription"].split()
+                if line["transcription"] != "###" and len(parts) > 1:
+                    split_lines += 1
+                    cared = [w["transcription"] for w in inside if w["transcription"] != "###"]
+                    assert set(cared) <= set(parts), (line, inside)
+            assert all(" " not in w["transcription"] for w in words)
+    assert split_lines, "no multi-word line in the test set: the test checks nothing"
+    meta = json.loads(_read(word_out / "synth_meta.json"))
+    assert meta["det_labels"] == "word"
+
+
 def test_refuses_non_empty_out_unless_overwrite(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from .degrade import _write_jpeg
-from .generate import DEFAULT_DIFFICULTY, DONT_CARE, Generator, _progress, _write_label_file
+from .generate import DEFAULT_DIFFICULTY, DONT_CARE, LABEL_UNITS, Generator, _progress, _write_label_file
 
 PROG = "python -m ocr_data.synth"
 
@@ -48,6 +48,8 @@ def parse_args(argv=None):
                     help="det canvas side (aspect varies, area ~ det_size^2)")
     ap.add_argument("--difficulty", type=float, default=DEFAULT_DIFFICULTY,
                     help="scales every degradation; 0 = clean (default %(default)s)")
+    ap.add_argument("--det_labels", choices=LABEL_UNITS, default="line",
+                    help="one det box per text line (default) or per word, as ICDAR2015 labels them")
     ap.add_argument("--char_dict", default=None,
                     help="recognition dictionary (default: rapidocr_paddle's ppocr_keys_v1.txt)")
     ap.add_argument("--font_dir", default=None, help="font root with latin/ and cn/ (default: trdg's)")
@@ -80,13 +82,14 @@ def main(argv=None):
             if (out / sub).is_dir():
                 shutil.rmtree(out / sub)
         (out / "synth_meta.json").unlink(missing_ok=True)
-    gen = Generator(args.seed, args.difficulty, args.det_size, args.char_dict, args.font_dir)
+    gen = Generator(args.seed, args.difficulty, args.det_size, args.char_dict, args.font_dir,
+                    args.det_labels)
 
     counts = {("det", "train"): args.det_train, ("det", "eval"): args.det_eval,
               ("rec", "train"): args.rec_train, ("rec", "eval"): args.rec_eval}
     bar = _progress(sum(counts.values()), args.quiet)
     result = {"out": str(out), "seed": args.seed, "difficulty": args.difficulty,
-              "det_size": args.det_size, "det": {}, "rec": {}}
+              "det_size": args.det_size, "det_labels": args.det_labels, "det": {}, "rec": {}}
     for (kind, split), n in counts.items():
         data_dir = out / kind
         img_dir = data_dir / split

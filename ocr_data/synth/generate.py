@@ -23,6 +23,9 @@ DIFFICULTY_SCALE = 1.5
 DET_BLUR_UNIT = 0.4       # det blur lengths, relative to rec's 48 px text
 TINY_PX = 6               # det boxes thinner than this are labelled "###"
 DONT_CARE = "###"
+# det label unit: one box per text line, or per space-separated word as ICDAR2015 labels them
+# (PP-OCR det finds lines, so word labels lower the hmean the way real ICDAR2015 images do)
+LABEL_UNITS = ("line", "word")
 
 # Seed-stream ids, so det/rec and train/eval never share random numbers.
 _KIND_ID = {"det": 1, "rec": 2}
@@ -76,7 +79,10 @@ class Knobs:
 
 class Generator:
     def __init__(self, seed=0, difficulty=DEFAULT_DIFFICULTY, det_size=640,
-                 dict_path=None, font_dir=None):
+                 dict_path=None, font_dir=None, labels="line"):
+        if labels not in LABEL_UNITS:
+            raise ValueError(f"labels must be one of {LABEL_UNITS}, not {labels!r}")
+        self.labels = labels
         self.seed = int(seed)
         self.k = Knobs(difficulty)
         self.det_size = int(det_size)
@@ -228,7 +234,8 @@ class Generator:
 
     def _det_draw(self, page, line, M):
         quad = draw_line(page.rng, page.canvas, line, M, self.k, page.deg["min_delta"])
-        page.items.append([quad, line.text])
+        words = [[_apply_h(M, line.box_corners(box)), word] for word, box in line.word_boxes]
+        page.items.append([quad, line.text, words])
 
     def _det_occlude(self, page):
         """Heavy occlusion -> don't care."""
@@ -258,13 +265,15 @@ class Generator:
                                               borderMode=cv2.BORDER_REPLICATE)
             for it in page.items:
                 it[0] = _apply_h(Hm, it[0])
+                for word in it[2]:
+                    word[0] = _apply_h(Hm, word[0])
 
     def _det_finish(self, page):
         """Degrade the canvas; integer quads, tiny ones "###", degenerate ones dropped."""
         W, H = page.W, page.H
         img = degrade(page.rng, page.canvas, page.deg)
         labels = []
-        for quad, text in page.items:
+        for quad, text, words in self._label_units(page.items):
             quad = np.clip(np.round(quad), [0, 0], [W - 1, H - 1]).astype(int)
             if _quad_h(quad) < TINY_PX:
                 text = DONT_CARE
@@ -272,6 +281,16 @@ class Generator:
                 continue
             labels.append({"transcription": text, "points": quad.tolist()})
         return img, page.deg["jpeg"], labels
+
+    def _label_units(self, items):
+        """(quad, text, words) per label: each line, or with word labels each word of a line
+        (an occluded line's words all don't care)."""
+        for quad, text, words in items:
+            if self.labels == "line" or len(words) < 2:
+                yield quad, text, words
+                continue
+            for word_quad, word in words:
+                yield word_quad, (DONT_CARE if text == DONT_CARE else word), []
 
     # -- recognition ------------------------------------------------------
     def rec_sample(self, split, idx):
@@ -349,7 +368,7 @@ class _DetPage:
         self.need_h = 8.0 / deg["lowres"][0] if deg["lowres"] else 0.0
         self.margin = 0.03 * min(W, H) + 0.6 * k.det_warp * min(W, H)
         self.taken = []   # axis-aligned rects already used
-        self.items = []   # [quad, text]
+        self.items = []   # [quad, text, [[word quad, word], ...]]
         self.max_size = max(k.det_min_size + 4, min(0.11 * min(W, H), 80.0))
 
 

@@ -165,16 +165,46 @@ class Line:
         if len(xs) == 0:
             raise ValueError("empty render")
         self.box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+        self.word_boxes = self._word_boxes(ink, font, kw, pad, adv, track)
         hanzi = any(ord(c) >= 0x2E80 for c in text)
         self.stroke = face.stroke_ratio(hanzi) * size + 2 * stroke  # px
         self.shadow = None
         if rng.random() < 0.08:
             self.shadow = (rng.uniform(-0.08, 0.08) * size, rng.uniform(0.03, 0.1) * size)
 
+    def _word_boxes(self, ink, font, kw, pad, adv, track):
+        """[(word, tight ink box)] for each space-separated word, as ICDAR2015 labels words.
+
+        A word's columns come from the font's advance up to its first and past its last
+        character; its box is the ink inside those columns. No random draw, so the data a
+        seed gives is the same with line or word labels.
+        """
+        def x_at(i):  # left edge of character i
+            if track:
+                return pad + sum(adv[:i]) + track * i
+            return pad + font.getlength(self.text[:i], **kw)
+        out, start = [], 0
+        for word in self.text.split(" "):
+            end = start + len(word)
+            if word:
+                a, b = int(math.floor(x_at(start))), int(math.ceil(x_at(end) - (track if track else 0)))
+                cols = ink[:, max(a - 1, 0):b + 1] > 40
+                ys, xs = np.nonzero(cols)
+                if len(xs):
+                    x0 = max(a - 1, 0)
+                    out.append((word, (float(x0 + xs.min()), float(ys.min()), float(x0 + xs.max() + 1),
+                                       float(ys.max() + 1))))
+            start = end + 1
+        return out
+
+    @staticmethod
+    def box_corners(box):
+        x0, y0, x1, y1 = box
+        return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
+
     @property
     def corners(self):
-        x0, y0, x1, y1 = self.box
-        return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
+        return self.box_corners(self.box)
 
     @property
     def ink_h(self):
