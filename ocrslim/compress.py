@@ -109,8 +109,10 @@ class _ArrayDataset:
         return len(self.arrays)
 
 
-def calibrate(model_files, feeds, quant_cfg, keep_float, algo, place):
+def calibrate(model_files, feeds, quant_cfg, keep_float, algo, place, hist_percent=0.99999):
     """Post-training calibration: {activation tensor name: threshold}.
+
+    hist_percent (algo hist): the share of each activation's histogram kept inside its threshold.
 
     Runs in its own scope so nothing leaks into ACT's programs.
     """
@@ -127,7 +129,7 @@ def calibrate(model_files, feeds, quant_cfg, keep_float, algo, place):
     scope = paddle.static.Scope()
     with paddle.static.scope_guard(scope), uniform_histograms():
         return _run_ptq(PostTrainingQuantization, place, model_files, loader, len(feeds), algo,
-                        quant_cfg, keep_float, scope)
+                        quant_cfg, keep_float, scope, hist_percent)
 
 
 def histogram_uniform(values, edges):
@@ -167,12 +169,13 @@ def uniform_histograms():
         cls._sample_histogram = original
 
 
-def _run_ptq(PostTrainingQuantization, place, model_files, loader, batch_nums, algo, quant_cfg, keep_float, scope):
+def _run_ptq(PostTrainingQuantization, place, model_files, loader, batch_nums, algo, quant_cfg, keep_float, scope,
+             hist_percent=0.99999):
     import paddle
     ptq = PostTrainingQuantization(
         executor=paddle.static.Executor(place), model_dir=model_files[0],
         model_filename=model_files[1], params_filename=model_files[2],
-        data_loader=loader, batch_nums=batch_nums, algo=algo,
+        data_loader=loader, batch_nums=batch_nums, algo=algo, hist_percent=hist_percent,
         quantizable_op_type=quant_cfg.get("quantize_op_types"),
         weight_quantize_type=quant_cfg.get("weight_quantize_type", "channel_wise_abs_max"),
         onnx_format=True, skip_tensor_list=list(keep_float), scope=scope)

@@ -189,6 +189,7 @@ COMPRESS_DEFAULTS = merge(DEFAULTS, {
     "Calibration": {
         "algo": "hist",          # PTQ algorithm that gives the starting scales
         "batch_nums": 8,         # train batches used for calibration
+        "hist_percent": 0.99999,  # algo hist: share of each histogram inside the threshold (PaddleSlim's default)
         "keep_float": [],        # tensor names whose ops stay in float (PTQ and QAT)
     },
     "QuantAware": {}, "Distillation": {}, "TrainConfig": {},

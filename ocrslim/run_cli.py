@@ -61,6 +61,9 @@ def check_act_sections(config):
             raise UserError(f"unknown key {section}.{sorted(unknown)[0]}; {section} takes: {', '.join(sorted(allowed))}")
     cfg.require(config, "TrainConfig.train_iter", "Train.dataset.data_dir",
                 "Train.dataset.label_file_list", "Train.dataset.transforms")
+    hist_percent = config["Calibration"]["hist_percent"]
+    if not isinstance(hist_percent, (int, float)) or not 0 < hist_percent <= 1:
+        raise UserError(f"Calibration.hist_percent must be in (0, 1], not {hist_percent!r}")
     if config["QuantAware"].get("use_pact"):
         log.warning("QuantAware.use_pact is on: on PP-OCRv4 det it zeroes the output (see README)")
 
@@ -144,7 +147,7 @@ def compress_model(config, model_files, staging, task_cls, samples, rank, world,
     calib = config["Calibration"]
     t0 = time.time()
     scales = cmp.calibrate(model_files, cmp.calibration_batches(reader, calib["batch_nums"]),
-                           config["QuantAware"], keep_float, calib["algo"], place)
+                           config["QuantAware"], keep_float, calib["algo"], place, calib["hist_percent"])
     log.info("calibrated %d tensors (%s) in %.0fs", len(scales), calib["algo"], time.time() - t0)
     paddle.enable_static()
     history = []

@@ -115,6 +115,12 @@ def test_unknown_act_key_in_yaml_is_refused(tmp_path):
         main(argv)
 
 
+def test_bad_hist_percent_is_refused(tmp_path):
+    argv = _argv(tmp_path, tmp_path / "o") + ["-o", "Calibration.hist_percent=1.5"]
+    with pytest.raises(UserError, match=r"Calibration.hist_percent must be in \(0, 1\]"):
+        main(argv)
+
+
 def test_every_compression_config_has_valid_act_keys():
     import glob
     from ocrslim import config as cfg
