@@ -64,11 +64,12 @@ def test_the_avx512_attention_pass_is_deleted_without_avx512(flags):
 def test_auto_choice_per_cpu_kind(flags):
     flags(SPR)
     assert backends.choose("det", "int8")[0] == "paddle"
-    assert backends.choose("rec", "int8")[0] == "onnxruntime"
+    assert backends.choose("rec", "int8")[0] == "paddle"   # onnxruntime lost points on real crops
     assert backends.choose("rec", "int8")[1].startswith("measured on avx512_vnni")
     assert backends.not_offered("rec", "int8", "paddle") is None
     flags(AMD_AVX2)
     assert "halves int8 weights" in backends.not_offered("rec", "int8", "paddle")
+    assert backends.choose("rec", "int8")[0] == "onnxruntime"
     assert backends.not_offered("rec", "int8", "paddle", devices="gpu") is None
     # never measured: the safe choice, said so
     flags("avx2 fma avx512f avx512bw avx512vl")
