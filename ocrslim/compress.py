@@ -109,7 +109,7 @@ class _ArrayDataset:
         return len(self.arrays)
 
 
-def calibrate(model_files, feeds, quant_cfg, keep_float, algo, place, hist_percent=0.99999):
+def calibrate(model_files, feeds, quant_cfg, keep_float, algo, place, hist_percent):
     """Post-training calibration: {activation tensor name: threshold}.
 
     hist_percent (algo hist): the share of each activation's histogram kept inside its threshold.
@@ -170,7 +170,7 @@ def uniform_histograms():
 
 
 def _run_ptq(PostTrainingQuantization, place, model_files, loader, batch_nums, algo, quant_cfg, keep_float, scope,
-             hist_percent=0.99999):
+             hist_percent):
     import paddle
     ptq = PostTrainingQuantization(
         executor=paddle.static.Executor(place), model_dir=model_files[0],
