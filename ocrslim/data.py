@@ -127,3 +127,43 @@ def build_samples(section, model_type):
     """Samples from a config section like config['Eval']."""
     ds = section["dataset"]
     return Samples(ds["data_dir"], ds["label_file_list"], ds["transforms"], model_type)
+
+
+def train_reader(samples, batch_size, feed_name, seed=0, rank=0, world=1):
+    """A callable returning an iterator of feed dicts, as ACT wants.
+
+    Distillation and calibration need images only, so labels are dropped. Each call is one
+    epoch with a new shuffle; with several cards each rank reads its shard.
+    """
+    epoch = [0]
+
+    def reader():
+        order = np.random.default_rng(seed + epoch[0]).permutation(len(samples))
+        epoch[0] += 1
+        for batch, _ in batches(samples, batch_size, indices=order[rank::world]):
+            if len(batch) == batch_size:  # fixed shapes: drop the ragged tail
+                yield {feed_name: stack_images(batch)}
+    return reader
+
+
+def config_train_reader(config, task_name, feed_name, rank=0, world=1):
+    """train_reader over config['Train']: what run.py calibrates and trains on, and
+    what bench.py --peer calibrates on (same images, same shuffle)."""
+    train = build_samples(config["Train"], task_name)
+    return train_reader(train, config["Train"]["loader"]["batch_size_per_card"], feed_name,
+                        seed=config["Global"]["seed"], rank=rank, world=world)
+
+
+def calibration_batches(reader, batch_nums):
+    """The first `batch_nums` feeds of `reader` (more epochs when one is too short)."""
+    out = []
+    while len(out) < batch_nums:
+        got = False
+        for feed in reader():
+            out.append(feed)
+            got = True
+            if len(out) == batch_nums:
+                break
+        if not got:
+            raise UserError("no full training batch: lower Train.loader.batch_size_per_card or add images")
+    return out

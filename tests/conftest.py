@@ -61,5 +61,17 @@ def compressed_rec(tiny_data, tmp_path_factory):
         return save, json.load(f), str(err.value)
 
 
+@pytest.fixture(scope="session")
+def ptq_rec(tiny_data, tmp_path_factory):
+    """run.py --strategy ptq on rec (calibration only, no step 5): (save_dir, report)."""
+    from helpers import data_overrides
+    from ocrslim.run_cli import main
+    save = str(tmp_path_factory.mktemp("int8") / "rec_ptq")
+    report = main(["-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", save, "--quiet", "--no_bench",
+                   "--strategy", "ptq", "-o", *data_overrides(tiny_data, "rec"), "Train.loader.batch_size_per_card=8",
+                   "Calibration.batch_nums=2"])
+    return save, report
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end runs on real models (minutes)")

@@ -90,6 +90,18 @@ def test_compress_rec_keeps_the_model_when_the_benchmark_crashes(compressed_rec)
     assert report["candidates"]["calibrated"]["acc"] >= fp32 - BOUND["rec"], report["candidates"]
 
 
+def test_ptq_rec_is_calibration_only(ptq_rec):
+    """--strategy ptq: no training, the calibrated model saved, loadable, quantized, in bound."""
+    save, report = ptq_rec
+    _check_output(save, "rec", (3, 48, 320))
+    assert report["strategy"]["name"] == "ptq" and report["chosen"] == "calibrated"
+    assert report["strategy"]["label"] == "ocrslim: PTQ (calibration only)"
+    assert set(report["strategy"]["settings"]) == {"Calibration"} and report["candidates"] == {}
+    assert report["strategy"]["settings"]["Calibration"]["batch_nums"] == 2
+    fp32, int8 = report["baseline"]["acc"], report["compressed"]["acc"]
+    assert fp32 > 0.3 and int8 >= fp32 - BOUND["rec"], (fp32, int8)
+
+
 def readme_example():
     """The README's load_predictor example (the python block after its marker)."""
     text = open("README.md", encoding="utf-8").read()

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from ocrslim import compress as cmp
+from ocrslim.compress import calibrate, qat, strategies
 from ocrslim import model as mdl
 from ocrslim.config import resolve_path
 from ocrslim.errors import UserError
@@ -25,9 +25,9 @@ def _program(name):
 
 def test_distill_node_is_input_of_final_activation():
     program, fetch = _program("ch_PP-OCRv4_rec_infer")
-    assert cmp.find_distill_node(program, fetch) == "linear_170.tmp_1"  # pre-softmax logits
+    assert qat.find_distill_node(program, fetch) == "linear_170.tmp_1"  # pre-softmax logits
     program, fetch = _program("ch_PP-OCRv4_det_infer")
-    node = cmp.find_distill_node(program, fetch)
+    node = qat.find_distill_node(program, fetch)
     producer = [op for op in program.global_block().ops if node in op.input_arg_names]
     assert producer[-1].type == "sigmoid"
 
@@ -35,15 +35,15 @@ def test_distill_node_is_input_of_final_activation():
 def test_missing_node_lists_candidates():
     program, _ = _program("ch_PP-OCRv4_rec_infer")
     with pytest.raises(UserError, match="'no_such_tensor' is not in the model; candidates.*linear_170.tmp_1"):
-        cmp.check_nodes(program, ["no_such_tensor"])
+        qat.check_nodes(program, ["no_such_tensor"])
 
 
 def test_act_config_scales_lr_and_steps_with_cards():
     config = {"QuantAware": {}, "Distillation": {"loss": "l2"},
               "TrainConfig": {"train_iter": 100, "eval_iter": 50,
                               "learning_rate": {"type": "CosineAnnealingDecay", "learning_rate": 1e-5, "T_max": 100}}}
-    one = cmp.act_config(config, "n", world=1)
-    four = cmp.act_config(config, "n", world=4)
+    one = qat.act_config(config, "n", world=1)
+    four = qat.act_config(config, "n", world=4)
     assert one["TrainConfig"]["train_iter"] == 100 and four["TrainConfig"]["train_iter"] == 25
     assert four["TrainConfig"]["learning_rate"]["learning_rate"] == pytest.approx(4e-5)
     assert four["TrainConfig"]["learning_rate"]["T_max"] == 25 and four["TrainConfig"]["eval_iter"] == 12
@@ -124,11 +124,10 @@ def test_bad_hist_percent_is_refused(tmp_path):
 def test_every_compression_config_has_valid_act_keys():
     import glob
     from ocrslim import config as cfg
-    from ocrslim.run_cli import check_act_sections
     for path in glob.glob("configs/**/*.yaml", recursive=True):
         config = cfg.load_config(path, defaults=cfg.COMPRESS_DEFAULTS)
         if config["TrainConfig"]:
-            check_act_sections(config)
+            strategies.Qat().check(config)
             assert config["QuantAware"].get("use_pact") is False, path
             assert config["Train"]["dataset"]["label_file_list"][0].split("/")[-2] == config["Global"]["model_type"], path
 
@@ -139,14 +138,13 @@ def test_nonzero_rank_trains_but_writes_nothing(tiny_data, tmp_path, monkeypatch
     # never save, evaluate or report. Step 2 is replaced by one that writes into the
     # folder it is given, as ACT does, so this needs no third ACT run: what is tested
     # is where run.py lets a rank write, and what it does after step 2.
-    from ocrslim import run_cli
     given = []
 
-    def act_like(config, model_files, staging, *rest):
-        given.append(staging)
-        os.makedirs(os.path.join(staging, "act_tmp"))
-        return {}, {}
-    monkeypatch.setattr(run_cli, "compress_model", act_like)
+    def act_like(self, run):
+        given.append(run.staging)
+        os.makedirs(os.path.join(run.staging, "act_tmp"))
+        return {}
+    monkeypatch.setattr(strategies.Qat, "compress", act_like)
     monkeypatch.setenv("PADDLE_TRAINER_ID", "1")
     monkeypatch.setenv("PADDLE_TRAINERS_NUM", "2")
     save = tmp_path / "rec"
@@ -166,25 +164,28 @@ def test_uniform_histogram_counts_equal_numpys_edge_histogram():
         _, edges = np.histogram(values, bins=2048, range=(0.0, float(values.max()) or 1.0))
         values = np.concatenate([values, edges[::97].astype(values.dtype)])  # values exactly on edges
         expected, _ = np.histogram(values, bins=edges)
-        got, got_edges = cmp.histogram_uniform(values, edges)
+        got, got_edges = calibrate.histogram_uniform(values, edges)
         assert (got == expected).all() and np.allclose(got_edges, edges)
 
 
 def test_choose_keeps_calibration_when_training_made_it_worse():
-    from ocrslim.run_cli import choose
     from ocrslim.tasks import TASKS
     rec = TASKS["rec"]
-    worse = choose(rec, {"metrics": {"acc": 0.80}}, {"metrics": {"acc": 0.79}})
+
+    def choose(cal, trained):
+        _, chosen, why = strategies.Qat().choose(rec, {"calibrated": {"metrics": {"acc": cal}},
+                                                       "trained": {"metrics": {"acc": trained}}}, None)
+        return chosen, why
+    worse = choose(0.80, 0.79)
     assert worse[0] == "calibrated" and "0.8000" in worse[1] and "domain gap" in worse[1]
-    assert choose(rec, {"metrics": {"acc": 0.80}}, {"metrics": {"acc": 0.80}})[0] == "trained"
-    assert choose(rec, {"metrics": {"acc": 0.70}}, {"metrics": {"acc": 0.80}})[0] == "trained"
+    assert choose(0.80, 0.80)[0] == "trained"
+    assert choose(0.70, 0.80)[0] == "trained"
 
 
 def test_run_reports_both_candidates_and_why_calibration_was_kept(tiny_data, tmp_path, monkeypatch, capsys):
     """Step 2 is replaced by one that saves a model and says that training ended below its
-    calibrated start (as compress.act_hooks reports it): run.py must say so and why, report both
+    calibrated start (as qat.act_hooks reports it): run.py must say so and why, report both
     candidates with their drops, and evaluate what was saved, with no ACT run."""
-    from ocrslim import run_cli
     fp32 = resolve_path("bundled:ch_PP-OCRv4_rec_infer")
 
     def result(acc):
@@ -192,11 +193,11 @@ def test_run_reports_both_candidates_and_why_calibration_was_kept(tiny_data, tmp
         return {"metrics": {"acc": acc}, "per_item": [1] * correct + [0] * (40 - correct), "seconds": 1.0,
                 "images": 40}
 
-    def fake_step2(config, model_files, staging, *rest):
+    def fake_step2(self, run):
         for name in ("inference.pdmodel", "inference.pdiparams"):
-            shutil.copy(os.path.join(fp32, name), os.path.join(staging, name))
-        return {}, {"calibrated": result(0.9), "trained": result(0.5), "kept": "calibrated"}
-    monkeypatch.setattr(run_cli, "compress_model", fake_step2)
+            shutil.copy(os.path.join(fp32, name), os.path.join(run.staging, name))
+        return {"calibrated": result(0.9), "trained": result(0.5), "kept": "calibrated"}
+    monkeypatch.setattr(strategies.Qat, "compress", fake_step2)
     save = tmp_path / "rec"
     report = main(["-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", str(save), "--quiet", "--no_bench",
                    "-o", *data_overrides(tiny_data, "rec")])
@@ -209,7 +210,7 @@ def test_run_reports_both_candidates_and_why_calibration_was_kept(tiny_data, tmp
 
 
 def test_act_hook_saves_the_calibrated_state_when_training_ends_below_it(tmp_path):
-    """compress.act_hooks measures step 0 and, when ACT's best trained metric is lower, puts the
+    """qat.act_hooks measures step 0 and, when ACT's best trained metric is lower, puts the
     step-0 weights where ACT's _save_model loads its best model from."""
     import paddle
     import paddleslim.auto_compression.compressor as act
@@ -249,7 +250,7 @@ def test_act_hook_saves_the_calibrated_state_when_training_ends_below_it(tmp_pat
             with paddle.static.scope_guard(scope):
                 for metrics, kept in (([0.9, 0.5], "calibrated"), ([0.5, 0.5], "trained"), ([0.5, 0.7], "trained")):
                     set_weights(1.0)  # the calibrated start
-                    with cmp.act_hooks(set(), {}, 0.9, paddle.CPUPlace()) as choice:
+                    with qat.act_hooks(set(), {}, 0.9, paddle.CPUPlace()) as choice:
                         fake = FakeACT(metrics)
                         act.AutoCompression._start_train(fake, info, info, {}, None)
                     assert choice == {"calibrated": metrics[0], "trained": metrics[1], "kept": kept}
@@ -280,7 +281,7 @@ def test_training_keeps_batch_norm_running_statistics():
             y = paddle.static.nn.batch_norm(paddle.static.nn.conv2d(x, 4, 3), is_test=False)
             loss = paddle.mean(y * y)
             paddle.optimizer.Adam(1e-3).minimize(loss)
-        cmp._prepare_student(main_prog, keep_float=[])
+        qat._prepare_student(main_prog, keep_float=[])
         bn = [op for op in main_prog.global_block().ops if op.type == "batch_norm"][0]
         assert bn.attr("momentum") == 1.0
         scope = paddle.static.Scope()

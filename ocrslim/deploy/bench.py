@@ -83,14 +83,16 @@ def model_label(files):
     report = os.path.join(model_dir, "report.json")
     if os.path.isfile(report):
         with open(report, encoding="utf-8") as f:
-            chosen = json.load(f).get("chosen", "trained")
-        return "int8", STRATEGY[chosen]
+            data = json.load(f)
+        # run.py's strategy label; reports written before strategies existed were all qat
+        strategy = data.get("strategy") or {}
+        return "int8", strategy.get("label") or OLD_LABELS.get(data.get("chosen"), "ocrslim")
     return "int8", "quantized Paddle model"
 
 
-# what run.py kept (report.json "chosen"): training, or its calibrated start when training lost accuracy
-STRATEGY = {"trained": "ocrslim: ACT QAT + distillation",
-            "calibrated": "ocrslim: calibrated scales only (QAT was worse on Eval)"}
+# what run.py kept (report.json "chosen") before reports named their strategy
+OLD_LABELS = {"trained": "ocrslim: ACT QAT + distillation",
+              "calibrated": "ocrslim: calibrated scales only (QAT was worse on Eval)"}
 
 
 def build_candidates(config, opts, task_cls, work_dir, shapes):

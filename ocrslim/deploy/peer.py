@@ -47,14 +47,14 @@ def quantize_onnx_static(fp32_onnx, out_path, feeds):
 
 def calibration_feeds(config, task_name, input_name):
     """The same images our calibration reads: the Train set, same shuffle and batch count."""
-    from .. import compress as cmp
     from .. import config as cfg
+    from ..data import calibration_batches, config_train_reader
     try:
         cfg.require(config, "Train.dataset.data_dir", "Train.dataset.label_file_list", "Train.dataset.transforms")
     except UserError as err:
         raise UserError(f"--peer calibrates on the Train set: {err}")
-    reader = cmp.config_train_reader(config, task_name, input_name)
-    return cmp.calibration_batches(reader, config["Calibration"]["batch_nums"])
+    reader = config_train_reader(config, task_name, input_name)
+    return calibration_batches(reader, config["Calibration"]["batch_nums"])
 
 
 def predictor(config, task_name, files, work_dir, tag, devices="cpu", threads=2):

@@ -1,4 +1,4 @@
-"""Compression with PaddleSlim AutoCompression: calibrate, then QAT + distillation.
+"""The qat strategy's engine: PaddleSlim AutoCompression QAT + distillation from calibrated scales.
 
 Why calibrate first: ACT's QuantAware starts every activation scale at 0.001
 and moves it by a moving average, so the first training steps quantize with
@@ -9,8 +9,9 @@ calibrated scales into ACT's programs just before training starts.
 
 ACT 2.6 has no option for that, nor for keeping the teacher or chosen layers
 in float, so two ACT internals are wrapped for the duration of one run
-(`act_hooks`): `build_quant_program` (mark ops to skip, freeze BN, no student
-dropout) and `AutoCompression._start_train` (inject scales).
+(`act_hooks`, through act_compat): `build_quant_program` (mark ops to skip,
+freeze BN, no student dropout) and `AutoCompression._start_train` (inject
+scales, measure and keep the calibrated state).
 """
 import contextlib
 import copy
@@ -21,8 +22,8 @@ import tempfile
 
 import numpy as np
 
-from .data import batches, stack_images
-from .errors import UserError
+from ..errors import UserError
+from . import act_compat
 
 log = logging.getLogger("ocrslim")
 
@@ -58,131 +59,6 @@ def check_nodes(program, nodes):
                         f"{', '.join(tail)} (leave Distillation.node empty to find it automatically)")
 
 
-def train_reader(samples, batch_size, feed_name, seed=0, rank=0, world=1):
-    """A callable returning an iterator of feed dicts, as ACT wants.
-
-    Distillation needs images only, so labels are dropped. Each call is one
-    epoch with a new shuffle; with several cards each rank reads its shard.
-    """
-    epoch = [0]
-
-    def reader():
-        order = np.random.default_rng(seed + epoch[0]).permutation(len(samples))
-        epoch[0] += 1
-        for batch, _ in batches(samples, batch_size, indices=order[rank::world]):
-            if len(batch) == batch_size:  # fixed shapes: drop the ragged tail
-                yield {feed_name: stack_images(batch)}
-    return reader
-
-
-def config_train_reader(config, task_name, feed_name, rank=0, world=1):
-    """train_reader over config['Train']: what run.py calibrates and trains on, and
-    what bench.py --peer calibrates on (same images, same shuffle)."""
-    from .data import build_samples
-    train = build_samples(config["Train"], task_name)
-    return train_reader(train, config["Train"]["loader"]["batch_size_per_card"], feed_name,
-                        seed=config["Global"]["seed"], rank=rank, world=world)
-
-
-def calibration_batches(reader, batch_nums):
-    out = []
-    while len(out) < batch_nums:
-        got = False
-        for feed in reader():
-            out.append(feed)
-            got = True
-            if len(out) == batch_nums:
-                break
-        if not got:
-            raise UserError("no full training batch: lower Train.loader.batch_size_per_card or add images")
-    return out
-
-
-class _ArrayDataset:
-    def __init__(self, arrays):
-        self.arrays = arrays
-
-    def __getitem__(self, i):
-        return self.arrays[i]
-
-    def __len__(self):
-        return len(self.arrays)
-
-
-def calibrate(model_files, feeds, quant_cfg, keep_float, algo, place, hist_percent):
-    """Post-training calibration: {activation tensor name: threshold}.
-
-    hist_percent (algo hist): the share of each activation's histogram kept inside its threshold.
-
-    Runs in its own scope so nothing leaks into ACT's programs.
-    """
-    import paddle
-    from paddle.static.quantization import PostTrainingQuantization
-    name = next(iter(feeds[0]))
-    images = [img for feed in feeds for img in feed[name]]
-    bs = len(feeds[0][name])
-    prog = paddle.static.Program()
-    with paddle.static.program_guard(prog):
-        var = paddle.static.data(name=name, shape=[-1] + list(images[0].shape), dtype="float32")
-    loader = paddle.io.DataLoader(_ArrayDataset(images), feed_list=[var], batch_size=bs,
-                                  return_list=False, places=place, shuffle=False)
-    scope = paddle.static.Scope()
-    with paddle.static.scope_guard(scope), uniform_histograms():
-        return _run_ptq(PostTrainingQuantization, place, model_files, loader, len(feeds), algo,
-                        quant_cfg, keep_float, scope, hist_percent)
-
-
-def histogram_uniform(values, edges):
-    """np.histogram(values, bins=edges) for evenly spaced edges, the same counts, without a sort.
-
-    Given an edge array, numpy sorts the data in blocks to place it (the general path); given a
-    bin count and a range it computes each bin from the value and then corrects it against the
-    same edges, so the counts are equal. PaddleSlim's hist calibration passes the edge array:
-    in a profile of rec calibration 34 s of 130 were np.sort, and without AVX-512 numpy 1.26
-    sorts with scalar code (AVX-512 machines get its SIMD sort), which fits hist calibration
-    taking ~15 min on the AVX2 CPU against ~150 s on the AVX-512 one. Rec calibration on 2
-    batches with numpy's AVX-512 dispatch off: 263 s with the edge array, 83 s with this.
-    """
-    return np.histogram(values, bins=len(edges) - 1, range=(float(edges[0]), float(edges[-1])))
-
-
-@contextlib.contextmanager
-def uniform_histograms():
-    """PaddleSlim's PTQ hist sampling through histogram_uniform, for one calibration; restored after."""
-    from paddle.static.quantization import post_training_quantization as ptq_mod
-    from paddle.static.quantization import utils
-    cls = ptq_mod.PostTrainingQuantization
-    original = cls._sample_histogram
-
-    def _sample_histogram(self):  # PaddleSlim 2.6's loop, with the histogram call replaced
-        for var_name in self._quantized_act_var_name:
-            var_tensor = utils.load_variable_data(self._scope, var_name)
-            if var_tensor.size == 0 or var_name not in self._sampling_act_histogram:
-                self._zero_size_var_names.add(var_name)
-                continue
-            hist, _ = histogram_uniform(np.abs(var_tensor), self._sampling_act_histogram[var_name][1])
-            self._sampling_act_histogram[var_name][0] += hist
-    cls._sample_histogram = _sample_histogram
-    try:
-        yield
-    finally:
-        cls._sample_histogram = original
-
-
-def _run_ptq(PostTrainingQuantization, place, model_files, loader, batch_nums, algo, quant_cfg, keep_float, scope,
-             hist_percent):
-    import paddle
-    ptq = PostTrainingQuantization(
-        executor=paddle.static.Executor(place), model_dir=model_files[0],
-        model_filename=model_files[1], params_filename=model_files[2],
-        data_loader=loader, batch_nums=batch_nums, algo=algo, hist_percent=hist_percent,
-        quantizable_op_type=quant_cfg.get("quantize_op_types"),
-        weight_quantize_type=quant_cfg.get("weight_quantize_type", "channel_wise_abs_max"),
-        onnx_format=True, skip_tensor_list=list(keep_float), scope=scope)
-    ptq.quantize()
-    return {k: float(np.max(v)) for k, v in ptq._scale_dict.items()}
-
-
 def _prepare_student(program, keep_float):
     """Before the quant passes: which ops stay float, and a stable student.
 
@@ -203,9 +79,9 @@ def _prepare_student(program, keep_float):
     """
     for op in program.global_block().ops:
         inputs = op.input_arg_names
-        teacher = any(n.startswith("teacher_") for n in inputs)
+        teacher = any(n.startswith(act_compat.TEACHER_PREFIX) for n in inputs)
         if teacher or any(n in keep_float for n in inputs):
-            op._set_attr("op_namescope", "/skip_quant")
+            op._set_attr("op_namescope", act_compat.SKIP_QUANT)
         if op.type == "batch_norm":
             op._set_attr("momentum", 1.0)
         if teacher:
@@ -244,6 +120,7 @@ def _inject_scales(program, scales, moving_rate, place):
     The moving average is scale = accum / state; setting state = 1/(1-rate)
     (its steady state) and accum = scale * state makes training continue from
     the calibrated value instead of drifting in from 0.001.
+    Returns (set, total): how many activation input quantizers got a scale, of how many there are.
     """
     import paddle
     scope = paddle.static.global_scope()
@@ -252,7 +129,7 @@ def _inject_scales(program, scales, moving_rate, place):
     def put(name, value):
         scope.find_var(name).get_tensor().set(np.array([value], "float32"), place)
 
-    done = 0
+    done = total = 0
     block = program.global_block()
     for op in block.ops:
         if op.type not in ("quantize_linear", "moving_average_abs_max_scale"):
@@ -261,14 +138,19 @@ def _inject_scales(program, scales, moving_rate, place):
             continue
         x = op.input("X")[0]
         # weights get per-channel scales computed from the weights themselves
-        if x not in scales or block._find_var_recursive(x).persistable:
+        if block._find_var_recursive(x).persistable:
+            continue
+        # an input quantizer without a scale would start at 0.001; output observers
+        # (moving_average_abs_max_scale) only record ranges for export
+        total += op.type == "quantize_linear"
+        if x not in scales:
             continue
         scale_var = op.input("Scale")[0] if op.type == "quantize_linear" else op.output("OutScale")[0]
         put(scale_var, scales[x])
         put(op.input("InState")[0], state)
         put(op.input("InAccum")[0], scales[x] * state)
-        done += 1
-    return done
+        done += op.type == "quantize_linear"
+    return done, total
 
 
 def keeps_calibration(calibrated, trained):
@@ -278,43 +160,44 @@ def keeps_calibration(calibrated, trained):
 
 @contextlib.contextmanager
 def act_hooks(keep_float, scales, moving_rate, place, choice=None):
-    """Wrap the two ACT internals for one run; always restore them.
+    """Wrap the two ACT internals for one run (act_compat restores them).
 
     choice (a dict) receives the Eval metric of the calibrated-only state (step 0, before
     any training step), the best trained one, and which of the two ACT saves."""
     import paddle
-    import paddleslim.auto_compression.compressor as act
-    build_quant, start_train = act.build_quant_program, act.AutoCompression._start_train
     choice = {} if choice is None else choice
 
-    def build_quant_program(exe, place_, config, train_info, test_info):
+    def build_quant_program(original, exe, place_, config, train_info, test_info):
         for info in (train_info, test_info):
             _prepare_student(info.program, keep_float)
-        return build_quant(exe, place_, config, train_info, test_info)
+        return original(exe, place_, config, train_info, test_info)
 
-    def _start_train(self, train_info, test_info, strategy, train_config):
-        program = getattr(train_info.program, "_program", train_info.program)
-        n = _inject_scales(program, scales, moving_rate, place)
-        log.info("started %d activation quantizers from calibrated scales", n)
+    def start_train(original, self, train_info, test_info, strategy, train_config):
+        program = act_compat.act_program(train_info)
+        n, total = _inject_scales(program, scales, moving_rate, place)
+        if scales:  # a quantizer left without its scale starts at 0.001 (see the module doc)
+            act_compat.require_scales(n, total, "QAT start")
+        log.info("started %d of %d activation quantizers from calibrated scales", n, total)
         # step 0, the calibrated-only model: measured with the same eval as training, and kept
         # in ACT's own format, so that ACT saves it instead when training makes it worse
-        test_program = getattr(test_info.program, "_program", test_info.program)
+        test_program = act_compat.act_program(test_info)
         log.info("set %d weight quantizer scales for the step-0 eval", _init_weight_scales(test_program, place))
         calibrated = None
         if self.eval_function is not None:
             calibrated = self.eval_function(self._exe, test_info.program, test_info.feed_target_names,
                                             test_info.fetch_targets)
             log.info("calibrated only (step 0): Eval metric %.4f", calibrated)
-        snapshot = os.path.join(self.tmp_dir, "ocrslim_calibrated")
+        tmp_dir = getattr(self, act_compat.ACT_TMP_DIR)
+        snapshot = os.path.join(tmp_dir, "ocrslim_calibrated")
         paddle.static.save(program=test_program, model_path=snapshot)  # .pdparams, .pdopt, .pdmodel
-        out = start_train(self, train_info, test_info, strategy, train_config)
-        trained = self.final_metric if self.eval_function is not None else None
+        out = original(self, train_info, test_info, strategy, train_config)
+        trained = getattr(self, act_compat.ACT_FINAL_METRIC) if self.eval_function is not None else None
         keep = keeps_calibration(calibrated, trained)
         if keep:  # ACT's _save_model loads best_model.* when present: make it the calibrated state
-            best = os.path.join(self.tmp_dir, "best_model")
+            best = os.path.join(tmp_dir, act_compat.ACT_BEST_MODEL)
             for ext in (".pdparams", ".pdopt", ".pdmodel"):
                 os.replace(snapshot + ext, best + ext)
-            self.final_metric = calibrated
+            setattr(self, act_compat.ACT_FINAL_METRIC, calibrated)
         else:
             for ext in (".pdparams", ".pdopt", ".pdmodel"):
                 if os.path.exists(snapshot + ext):
@@ -322,13 +205,8 @@ def act_hooks(keep_float, scales, moving_rate, place, choice=None):
         choice.update(calibrated=calibrated, trained=trained, kept="calibrated" if keep else "trained")
         return out
 
-    act.build_quant_program = build_quant_program
-    act.AutoCompression._start_train = _start_train
-    try:
+    with act_compat.wrapped_act(build_quant_program, start_train):
         yield choice
-    finally:
-        act.build_quant_program = build_quant
-        act.AutoCompression._start_train = start_train
 
 
 def act_config(config, distill_node, world):

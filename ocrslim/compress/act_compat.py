@@ -1,0 +1,160 @@
+"""Every private PaddleSlim / Paddle quantization name ocrslim uses, in one room, checked at start-up.
+
+ACT 2.6 has no option to start QAT from calibrated scales, to keep the teacher
+or chosen layers in float, or to read the thresholds PTQ found. So we wrap two
+ACT internals for the duration of one run and read one PTQ attribute. When an
+upgrade moves any of them, `check()` fails before any work with a line that
+says which name moved, instead of a run that silently trains from scale 0.001
+(which takes PP-OCRv4 rec accuracy to 0 in a few steps).
+"""
+import contextlib
+import importlib.metadata
+import inspect
+
+from ..errors import UserError
+
+# versions these names were read from (requirements.txt pins them)
+PADDLESLIM_VERSION = "2.6"
+PADDLE_VERSION = "2.6"
+
+# ACT prefixes every teacher variable in the merged distillation program with this
+TEACHER_PREFIX = "teacher_"
+# an op whose op_namescope holds 'skip_quant' is left in float by the quant passes
+# (ACT's QuantAware not_quant_pattern default, and Paddle's PTQ skip_tensor_list)
+SKIP_QUANT = "/skip_quant"
+
+# (module, attribute path, the parameters we call it with or replace it by)
+SIGNATURES = (
+    ("paddleslim.auto_compression.compressor", "build_quant_program",
+     ("executor", "place", "config", "train_program_info", "test_program_info")),
+    ("paddleslim.auto_compression.compressor", "AutoCompression._start_train",
+     ("self", "train_program_info", "test_program_info", "strategy", "train_config")),
+    ("paddleslim.auto_compression.compressor", "AutoCompression.__init__",
+     ("self", "model_dir", "train_dataloader", "model_filename", "params_filename", "save_dir", "config",
+      "eval_callback", "deploy_hardware")),
+    ("paddle.static.quantization.post_training_quantization", "PostTrainingQuantization._sample_histogram",
+     ("self",)),
+    ("paddle.static.quantization.post_training_quantization", "PostTrainingQuantization.__init__",
+     ("self", "executor", "model_dir", "scope", "model_filename", "params_filename", "data_loader", "batch_nums",
+      "algo", "hist_percent", "quantizable_op_type", "weight_quantize_type", "onnx_format", "skip_tensor_list")),
+)
+# ACT's config sections whose __init__ parameters are the keys a config may use
+ACT_SECTIONS = ("QuantAware", "Distillation", "TrainConfig")
+
+
+def _resolve(module, path):
+    obj = importlib.import_module(module)
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def problems(signatures=SIGNATURES):
+    """What does not match this PaddleSlim/Paddle: a list of one-line descriptions."""
+    out = []
+    for package, want in (("paddleslim", PADDLESLIM_VERSION), ("paddlepaddle", PADDLE_VERSION)):
+        try:
+            got = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            got = None
+        if got is None or not (got == want or got.startswith(want + ".")):
+            out.append(f"{package} {got or 'not installed'} (ocrslim needs {want}.x)")
+    for module, path, params in signatures:
+        obj = _resolve(module, path)
+        if obj is None:
+            out.append(f"{module}.{path} is gone")
+            continue
+        have = list(inspect.signature(obj).parameters)
+        missing = [p for p in params if p not in have]
+        if missing:
+            out.append(f"{module}.{path} has no parameter {missing[0]!r} (it takes {', '.join(have)})")
+    return out
+
+
+def check(signatures=SIGNATURES):
+    """Raise a one-line UserError when a PaddleSlim/Paddle internal we rely on has moved."""
+    found = problems(signatures)
+    if found:
+        raise UserError(f"this PaddleSlim/Paddle does not match what ocrslim wraps: {found[0]}"
+                        f"{f' (and {len(found) - 1} more)' if len(found) > 1 else ''}; "
+                        "install the pinned versions: pip install -r requirements.txt")
+
+
+def section_keys(section):
+    """The keys ACT's `section` (QuantAware, Distillation, TrainConfig) accepts."""
+    from paddleslim.auto_compression import strategy_config as sc
+    return set(inspect.signature(getattr(sc, section).__init__).parameters) - {"self"}
+
+
+def ptq_thresholds(ptq):
+    """{activation tensor: threshold} that PostTrainingQuantization.quantize() found."""
+    scales = getattr(ptq, "_scale_dict", None)
+    if not isinstance(scales, dict):
+        raise UserError("PaddleSlim's PTQ kept no _scale_dict after quantize(): this Paddle does not match "
+                        "what ocrslim reads; install the pinned versions: pip install -r requirements.txt")
+    return scales
+
+
+def require_scales(injected, expected, where):
+    """Calibrated scales that never reach the program are the failure that destroys rec accuracy
+    (QAT from scale 0.001): stop instead of training from them."""
+    if injected == 0 or injected < expected:
+        raise UserError(f"{where}: {injected} of {expected} calibrated activation scales reached ACT's program "
+                        "(the quantizer layout of this PaddleSlim differs from what ocrslim expects); "
+                        "install the pinned versions: pip install -r requirements.txt")
+
+
+@contextlib.contextmanager
+def wrapped_act(build_quant_program, start_train):
+    """Replace ACT's build_quant_program and AutoCompression._start_train for one run.
+
+    Each replacement receives the original as its first argument; both are always restored."""
+    import paddleslim.auto_compression.compressor as act
+    original_build, original_start = act.build_quant_program, act.AutoCompression._start_train
+
+    def build(*args):
+        return build_quant_program(original_build, *args)
+
+    def start(self, *args):
+        return start_train(original_start, self, *args)
+
+    act.build_quant_program, act.AutoCompression._start_train = build, start
+    try:
+        yield
+    finally:
+        act.build_quant_program, act.AutoCompression._start_train = original_build, original_start
+
+
+def act_program(info):
+    """The static Program inside one of ACT's ProgramInfo (ACT wraps it in a CompiledProgram on GPU)."""
+    return getattr(info.program, "_program", info.program)
+
+
+# ACT's trainer state that the step-0 hook reads and sets (AutoCompression attributes)
+ACT_TMP_DIR, ACT_FINAL_METRIC, ACT_BEST_MODEL = "tmp_dir", "final_metric", "best_model"
+
+
+@contextlib.contextmanager
+def histogram_sampler(histogram):
+    """PaddleSlim's PTQ hist sampling with `histogram(values, edges)` in place of np.histogram."""
+    import numpy as np
+    from paddle.static.quantization import post_training_quantization as ptq_mod
+    from paddle.static.quantization import utils
+    cls = ptq_mod.PostTrainingQuantization
+    original = cls._sample_histogram
+
+    def _sample_histogram(self):  # PaddleSlim 2.6's loop, with the histogram call replaced
+        for var_name in self._quantized_act_var_name:
+            var_tensor = utils.load_variable_data(self._scope, var_name)
+            if var_tensor.size == 0 or var_name not in self._sampling_act_histogram:
+                self._zero_size_var_names.add(var_name)
+                continue
+            hist, _ = histogram(np.abs(var_tensor), self._sampling_act_histogram[var_name][1])
+            self._sampling_act_histogram[var_name][0] += hist
+    cls._sample_histogram = _sample_histogram
+    try:
+        yield
+    finally:
+        cls._sample_histogram = original

@@ -1,0 +1,89 @@
+"""The strategy registry and the ACT compatibility checks (fast, no ACT run)."""
+import numpy as np
+import pytest
+
+from ocrslim import config as cfg
+from ocrslim.compress import act_compat, qat, strategies
+from ocrslim.errors import UserError
+
+REC = "configs/ppocrv4/rec_mobile.yaml"
+
+
+def test_sections_select_the_strategy_and_the_flag_overrides_them():
+    config = cfg.load_config(REC, defaults=cfg.COMPRESS_DEFAULTS)
+    assert strategies.get_strategy(config).name == "qat"
+    assert strategies.get_strategy(config, "ptq").name == "ptq"
+    config["TrainConfig"] = {}
+    assert strategies.get_strategy(config).name == "ptq"
+    with pytest.raises(UserError, match="unknown strategy 'pruned': use one of qat, ptq"):
+        strategies.get_strategy(config, "pruned")
+
+
+def test_ptq_needs_no_training_sections_but_qat_does():
+    config = cfg.load_config(REC, defaults=cfg.COMPRESS_DEFAULTS)
+    config["TrainConfig"] = {}
+    strategies.Ptq().check(config)
+    with pytest.raises(UserError, match="TrainConfig.train_iter"):
+        strategies.Qat().check(config)
+    config["Calibration"]["algo"] = "kl"
+    with pytest.raises(UserError, match="Calibration.algo 'kl' is not one of hist, KL"):
+        strategies.Ptq().check(config)
+
+
+def test_this_paddleslim_matches_what_we_wrap():
+    assert act_compat.problems() == []
+    act_compat.check()
+
+
+def test_a_moved_or_changed_internal_is_refused_in_one_line():
+    module = "paddleslim.auto_compression.compressor"
+    with pytest.raises(UserError, match=r"AutoCompression._start_train has no parameter 'train_cfg'"):
+        act_compat.check(((module, "AutoCompression._start_train", ("self", "train_cfg")),))
+    with pytest.raises(UserError, match=r"AutoCompression._no_such_hook is gone"):
+        act_compat.check(((module, "AutoCompression._no_such_hook", ("self",)),))
+
+
+def test_ptq_without_thresholds_is_refused():
+    with pytest.raises(UserError, match="_scale_dict"):
+        act_compat.ptq_thresholds(object())
+
+
+def _quantized_program():
+    """A small conv net through PaddleSlim's quant_aware (what ACT builds): activation quantizers
+    with moving-average state, as in a real QAT program."""
+    import paddle
+    from paddleslim.quant import quant_aware
+    main, start = paddle.static.Program(), paddle.static.Program()
+    with paddle.static.program_guard(main, start):
+        x = paddle.static.data("x", [1, 3, 8, 8], "float32")
+        y = paddle.static.nn.conv2d(paddle.nn.functional.relu(x), 4, 3)
+        paddle.static.nn.conv2d(paddle.nn.functional.relu(y), 4, 3)
+    exe = paddle.static.Executor(paddle.CPUPlace())
+    exe.run(start)
+    program = quant_aware(main, paddle.CPUPlace(), {"quantize_op_types": ["conv2d"], "onnx_format": True},
+                          for_test=False, return_program=True)
+    return program
+
+
+def test_calibrated_scales_that_miss_the_program_stop_the_run():
+    """Zero (or too few) injected scales is the failure that destroys rec (QAT from 0.001): it must raise."""
+    import paddle
+    from ocrslim.deploy.paddle_graph import static_mode
+    with static_mode(), paddle.static.scope_guard(paddle.static.Scope()):
+        program = _quantized_program()
+        inputs = [op.input("X")[0] for op in program.global_block().ops if op.type == "quantize_linear"
+                  and not program.global_block()._find_var_recursive(op.input("X")[0]).persistable]
+        assert len(inputs) == 2, inputs
+        done, total = qat._inject_scales(program, {inputs[0]: 1.5}, 0.9, paddle.CPUPlace())
+        assert (done, total) == (1, 2)
+        with pytest.raises(UserError, match="1 of 2 calibrated activation scales"):
+            act_compat.require_scales(done, total, "QAT start")
+        done, total = qat._inject_scales(program, {"not_in_the_program": 1.0}, 0.9, paddle.CPUPlace())
+        with pytest.raises(UserError, match="0 of 2"):
+            act_compat.require_scales(done, total, "QAT start")
+        done, total = qat._inject_scales(program, dict.fromkeys(inputs, 2.0), 0.9, paddle.CPUPlace())
+        act_compat.require_scales(done, total, "QAT start")
+        scale_op = [op for op in program.global_block().ops if op.type == "quantize_linear"
+                    and op.input("X")[0] == inputs[1]][0]
+        got = np.array(paddle.static.global_scope().find_var(scale_op.input("Scale")[0]).get_tensor())
+        assert np.allclose(got, 2.0)
