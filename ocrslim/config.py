@@ -52,7 +52,10 @@ def merge(base, extra):
     return out
 
 
-def load_yaml(path):
+def load_yaml(path, _parents=()):
+    """A config file as a dict. `_BASE_: [other.yaml, ...]` (paths relative to this file, as in
+    PaddleDetection) starts from those files; this file's keys merge over them, and a section
+    set to null here is dropped (a PTQ config drops its base's TrainConfig, say)."""
     if not path or not os.path.isfile(path):
         raise UserError(f"config file not found: {path!r} (pass -c configs/<family>/<name>.yaml)")
     with open(path, encoding="utf-8") as f:
@@ -62,7 +65,15 @@ def load_yaml(path):
             raise UserError(f"config {path} is not valid YAML: {str(err).splitlines()[0]}")
     if not isinstance(data, dict):
         raise UserError(f"config {path} must be a YAML mapping of sections (Global:, Eval:, ...)")
-    return data
+    bases = data.pop("_BASE_", None) or []
+    out = {}
+    for base in [bases] if isinstance(bases, str) else bases:
+        base_path = os.path.normpath(os.path.join(os.path.dirname(path), base))
+        if base_path in _parents + (os.path.normpath(path),):
+            raise UserError(f"config {path}: _BASE_ {base} includes itself")
+        out = merge(out, load_yaml(base_path, _parents + (os.path.normpath(path),)))
+    out = merge(out, data)
+    return {k: v for k, v in out.items() if not (v is None and k in data and bases)}
 
 
 def parse_override(text):

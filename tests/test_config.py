@@ -105,3 +105,29 @@ def test_learning_rate_takes_a_float_or_a_scheduler():
     cfg.apply_override(c, ["TrainConfig", "learning_rate"], 0.001)
     with pytest.raises(UserError, match="expects"):
         cfg.apply_override(c, ["TrainConfig", "learning_rate"], "fast")
+
+
+def test_base_configs_merge_and_a_null_section_drops_the_base_one(tmp_path):
+    from ocrslim import config as cfg
+    (tmp_path / "base.yaml").write_text("Global: {model_type: rec, seed: 3}\nTrainConfig: {train_iter: 5}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "child.yaml").write_text("_BASE_: [../base.yaml]\nGlobal: {seed: 4}\nTrainConfig: null\n")
+    config = cfg.load_config(str(tmp_path / "sub" / "child.yaml"), defaults=cfg.COMPRESS_DEFAULTS)
+    assert config["Global"]["model_type"] == "rec" and config["Global"]["seed"] == 4
+    assert config["TrainConfig"] == {} and "_BASE_" not in config
+    (tmp_path / "loop.yaml").write_text("_BASE_: loop.yaml\n")
+    with pytest.raises(UserError, match="includes itself"):
+        cfg.load_yaml(str(tmp_path / "loop.yaml"))
+
+
+def test_every_ptq_config_selects_ptq_and_keeps_its_base_data():
+    import glob
+    from ocrslim import config as cfg
+    from ocrslim.compress.strategies import get_strategy
+    paths = glob.glob("configs/**/*_ptq.yaml", recursive=True)
+    assert len(paths) >= 4
+    for path in paths:
+        config = cfg.load_config(path, defaults=cfg.COMPRESS_DEFAULTS)
+        base = cfg.load_config(path.replace("_ptq", ""), defaults=cfg.COMPRESS_DEFAULTS)
+        assert get_strategy(config).name == "ptq" and get_strategy(base).name == "qat", path
+        assert config["Train"] == base["Train"] and config["Eval"] == base["Eval"], path
