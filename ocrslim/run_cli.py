@@ -44,6 +44,9 @@ def parse_args(argv):
     p.add_argument("--strategy", choices=sorted(STRATEGIES),
                    help="how to compress (default: the config's sections say: a TrainConfig section "
                         "means qat, none means ptq)")
+    p.add_argument("--analyze", choices=["quant"],
+                   help="write a per-layer sensitivity table (sensitivity.csv/.json/.png) into save_dir "
+                        "instead of compressing")
     p.add_argument("--model_dir", help="inference model folder; overrides Global.model_dir")
     p.add_argument("--devices", choices=["cpu", "gpu"], help="overrides Global.devices")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty save_dir")
@@ -226,9 +229,57 @@ class Run:
             shutil.rmtree(self.staging, ignore_errors=True)
 
 
+def analyze(args):
+    """run.py --analyze quant: the sensitivity table of every quantizable layer, into save_dir."""
+    from .compress import sensitivity
+    from .compress.strategies import check_calibration
+    start = time.time()
+    config = load_config(args)
+    task_cls, _ = prepare(config)
+    act_compat.check()
+    check_calibration(config)
+    model_files = mdl.model_files(config["Global"])
+    check_save_dir(args.save_dir, [model_files[0]], args.overwrite)
+    sens = config["Sensitivity"]
+    images = sens["images"] or sensitivity.DEFAULT_IMAGES[task_cls.name]
+    log.info("sensitivity of %s: every quantizable layer alone and all but it, on %d Eval items%s",
+             model_files[0], images, " (and a second subset for stability)" if sens["stability"] else "")
+    result = sensitivity.analyze(config, task_cls, model_files, mdl.place(config["Global"]["devices"]), images,
+                                bool(sens["stability"]), progress=not args.quiet)
+    staging = staging_dir(args.save_dir)
+    try:
+        sensitivity.write(result, staging)
+        cfg.dump(config, os.path.join(staging, "config_used.yaml"))
+        publish(staging, args.save_dir)
+    finally:
+        if os.path.isdir(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+    print(sensitivity_table(result))
+    log.info("wrote %s (sensitivity.csv, .json, .png) in %.0fs", args.save_dir, time.time() - start)
+    return result
+
+
+def sensitivity_table(result, top=12):
+    key = result["main_indicator"]
+    rows = [[r["layer"], r["op"], f"{r['only_error']:.2e}", f"{r['only_drop']:+.4f}", f"{r['float_gain']:.2e}",
+             f"{r['all_but_gain']:+.4f}", "yes" if r["kept_float_in_config"] else ""] for r in result["rows"][:top]]
+    c = result["checks"]
+    title = (f"{result['model_type']}: the {min(top, len(rows))} most sensitive of {result['layers']} layers on "
+             f"{result['subset']['size']} Eval items (FP32 {key} {result['fp32']:.4f}, all quantized "
+             f"{result['all_quantized']:.4f}); rank agreement error vs {key}: only {c['rho_error_vs_metric_only']}, "
+             f"all-but {c['rho_error_vs_metric_all_but']}"
+             + (f"; between two subsets: only {c['rho_between_subsets_only']}, all-but "
+                f"{c['rho_between_subsets_all_but']}" if "rho_between_subsets_only" in c else ""))
+    return table(["layer", "op", "alone: error", f"alone: {key} drop", "float: error removed",
+                      f"float: {key} gain", "float in config"], rows, title=title)
+
+
 def main(argv=None):
     setup_logging()
-    run = Run(parse_args(argv))
+    args = parse_args(argv)
+    if args.analyze:
+        return analyze(args)
+    run = Run(args)
     run.baseline()
     try:
         run.compress()

@@ -87,3 +87,48 @@ def test_calibrated_scales_that_miss_the_program_stop_the_run():
                     and op.input("X")[0] == inputs[1]][0]
         got = np.array(paddle.static.global_scope().find_var(scale_op.input("Scale")[0]).get_tensor())
         assert np.allclose(got, 2.0)
+
+
+def test_fake_quant_weight_is_per_channel_int8():
+    from ocrslim.compress.sensitivity import fake_quant_weight
+    w = np.random.RandomState(0).randn(4, 3, 3, 3).astype("float32")
+    w[2] *= 100  # one channel's range must not coarsen the others
+    q = fake_quant_weight(w, axis=0)
+    for c in range(4):
+        step = np.abs(w[c]).max() / 127
+        assert np.abs(q[c] - w[c]).max() <= step / 2 + 1e-6
+        assert np.allclose(np.round(q[c] / step), q[c] / step, atol=1e-3)
+    assert fake_quant_weight(np.zeros((2, 3), "float32"), axis=1).sum() == 0
+
+
+def test_rank_correlation():
+    from ocrslim.compress.sensitivity import rank_correlation
+    assert rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    assert rank_correlation([1, 1, 1], [1, 2, 3]) is None and rank_correlation([1, 2], [1, 2]) is None
+
+
+@pytest.mark.slow
+def test_sensitivity_on_a_tiny_set_ranks_every_layer(tiny_data, tmp_path):
+    import csv
+    import json
+    import os
+    from helpers import data_overrides
+    from ocrslim.run_cli import main
+    save = tmp_path / "sens"
+    table = main(["--analyze", "quant", "-c", REC, "--save_dir", str(save), "--quiet", "-o",
+                  *data_overrides(tiny_data, "rec"), "Train.loader.batch_size_per_card=8", "Calibration.batch_nums=2",
+                  "Sensitivity.images=8", "Sensitivity.stability=true"])
+    assert sorted(os.listdir(save)) == ["config_used.yaml", "sensitivity.csv", "sensitivity.json", "sensitivity.png"]
+    rows = table["rows"]
+    # one row per conv2d / matmul_v2 of PP-OCRv4 rec (depthwise convs are not in its quantize_op_types)
+    assert len(rows) == table["layers"] == 37 and len({r["layer"] for r in rows}) == 37
+    assert [r["only_error"] for r in rows] == sorted((r["only_error"] for r in rows), reverse=True)
+    assert rows[0]["only_error"] > 0 and table["all_quantized_error"] > rows[0]["only_error"] / 10
+    assert {r["op"] for r in rows} == {"conv2d", "matmul_v2"}
+    assert any(r["kept_float_in_config"] for r in rows if r["layer"] == "conv2d_146.w_0")
+    with open(save / "sensitivity.csv", encoding="utf-8") as f:
+        assert [r["layer"] for r in csv.DictReader(f)] == [r["layer"] for r in rows]
+    assert json.load(open(save / "sensitivity.json"))["subset"]["size"] == 8
+    assert set(table["checks"]) == {"rho_error_vs_metric_only", "rho_error_vs_metric_all_but",
+                                    "rho_between_subsets_only", "rho_between_subsets_all_but"}
