@@ -12,6 +12,7 @@ usage:
   python -m paddle.distributed.launch --gpus 0,1,2,3 run.py -c configs/ppocrv4/det_server.yaml --save_dir out --devices gpu
 """
 import argparse
+import copy
 import json
 import logging
 import os
@@ -47,6 +48,13 @@ def parse_args(argv):
     p.add_argument("--analyze", choices=["quant"],
                    help="write a per-layer sensitivity table (sensitivity.csv/.json/.png) into save_dir "
                         "instead of compressing")
+    p.add_argument("--max_drop", type=float, metavar="POINTS",
+                   help="largest drop of the main metric (points, as deployed on Eval) to accept: "
+                        "when missed, the most sensitive layers go back to float and the strategy runs again")
+    p.add_argument("--max_float", type=int, metavar="N",
+                   help="with --max_drop: at most N more layers in float (default: half the quantizable ones)")
+    p.add_argument("--sensitivity", metavar="JSON",
+                   help="with --max_drop: a sensitivity.json from --analyze quant (default: computed when needed)")
     p.add_argument("--model_dir", help="inference model folder; overrides Global.model_dir")
     p.add_argument("--devices", choices=["cpu", "gpu"], help="overrides Global.devices")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty save_dir")
@@ -144,7 +152,15 @@ class Run:
         self.model_files = mdl.model_files(self.config["Global"])
         check_save_dir(args.save_dir, [self.model_files[0]], args.overwrite)
         self.progress = not args.quiet and self.rank == 0
-        self.staging, self.report = None, {}
+        self.staging, self.report, self.target = None, {}, None
+        if args.max_drop is not None:
+            if args.max_drop < 0:
+                raise UserError(f"--max_drop is a drop in points and must be >= 0, not {args.max_drop}")
+            if self.world > 1:
+                raise UserError("--max_drop measures every attempt as deployed on one process: run it without "
+                                "paddle.distributed.launch")
+        if args.sensitivity and not os.path.isfile(args.sensitivity):
+            raise UserError(f"--sensitivity {args.sensitivity}: no such file (write one with run.py --analyze quant)")
         log.info("config %s, model %s, strategy %s, %d card(s)", args.config, self.model_files[0],
                  self.strategy.name, self.world)
 
@@ -169,8 +185,74 @@ class Run:
         other ranks get a private throwaway folder."""
         self.staging = (staging_dir(self.args.save_dir) if self.rank == 0
                         else tempfile.mkdtemp(prefix=f"ocrslim-rank{self.rank}-"))
+        compress = self.strategy.compress if self.args.max_drop is None else self._compress_to_target
         self.candidates = self._step("compress", 2, f"compressing ({self.strategy.name}): {self.strategy.summary}",
-                                     lambda: self.strategy.compress(self))
+                                     lambda: compress(self))
+
+    def deployed(self, files, name):
+        """The main metric of model files as deployed: the runtime `auto` picks for this CPU, on Eval."""
+        with tempfile.TemporaryDirectory(prefix="ocrslim-deployed-") as work:
+            predict, info = backends.predictor(files, "auto", self.task_cls.name, work, name,
+                                               self.config["Global"]["devices"], self.args.threads)
+            result = evaluate(predict, self.samples, self.task_cls(self.config),
+                              self.config["Eval"]["loader"]["batch_size_per_card"],
+                              desc=f"eval {name} as deployed", progress=self.progress)
+        return result, info
+
+    def _compress_to_target(self, _run):
+        """Step 2 under --max_drop: compress, measure as deployed, give layers back until it holds."""
+        from .compress import sensitivity, target
+        key = self.task_cls.main_indicator
+        fp32, fp32_info = self.deployed(self.model_files, "fp32")
+        first_staging, attempts_dirs = self.staging, []
+        base = self.config
+
+        def attempt(keep):
+            self.config = copy.deepcopy(base)
+            self.config["Calibration"]["keep_float"] = keep
+            self.staging = first_staging if not attempts_dirs else staging_dir(self.args.save_dir)
+            candidates = self.strategy.compress(self)
+            got, info = self.deployed((self.staging,) + backends.PADDLE_FILES, "int8")
+            attempts_dirs.append((self.staging, self.config, candidates))
+            return {key: got["metrics"][key], "drop": fp32["metrics"][key] - got["metrics"][key],
+                    "drop_ci": stats.paired_drop(fp32["per_item"], got["per_item"], self.task_cls.name),
+                    "backend": info["backend"], "ms_per_item": round(1000 * got["seconds"] / max(got["images"], 1), 1),
+                    "size_mb": round(mdl.model_size_mb(self.staging), 3)}
+
+        def ranking():
+            if self.args.sensitivity:
+                with open(self.args.sensitivity, encoding="utf-8") as f:
+                    table = json.load(f)
+            else:
+                log.info("the target is missed: ranking the layers (run.py --analyze quant, on demand)")
+                sens = base["Sensitivity"]
+                table = sensitivity.analyze(base, self.task_cls, self.model_files,
+                                            mdl.place(base["Global"]["devices"]),
+                                            sens["images"] or sensitivity.DEFAULT_IMAGES[self.task_cls.name],
+                                            False, self.progress)
+            self.sensitivity = table
+            return sensitivity.ranked_for_float(table)
+
+        self.sensitivity = None
+        try:
+            attempts, best = target.hold(self.args.max_drop, list(base["Calibration"]["keep_float"] or []), ranking,
+                                         self.args.max_float, attempt)
+        except target.TargetMissed as err:
+            self.target = {"max_drop": self.args.max_drop, "attempts": err.attempts}
+            for staging, _, _ in attempts_dirs:
+                shutil.rmtree(staging, ignore_errors=True)
+            self.staging = None
+            raise
+        self.staging, self.config, candidates = attempts_dirs[best]
+        for staging, _, _ in attempts_dirs:
+            if staging != self.staging:
+                shutil.rmtree(staging, ignore_errors=True)
+        if self.sensitivity is not None:
+            sensitivity.write(self.sensitivity, self.staging)
+        self.target = {"max_drop": self.args.max_drop, "fp32_as_deployed": fp32["metrics"][key],
+                       "fp32_backend": fp32_info["backend"], "attempts": attempts, "chosen": best}
+        print(target_table(self.target, key))
+        return candidates
 
     def evaluate_saved(self):
         """Step 3: the saved int8 model on Eval (and Test), and which candidate was kept and why."""
@@ -203,6 +285,8 @@ class Run:
                                "settings": self.strategy.settings(self.config)}}
         if self.test:
             report["test"] = self.test
+        if self.target:
+            report["target"] = self.target
         cfg.dump(self.config, os.path.join(self.staging, "config_used.yaml"))
         # what the runtimes run, for ocrslim.load_predictor and users' own predictor code; the
         # files above stay as the strategy saved them (executor eval, ONNX export)
@@ -227,6 +311,18 @@ class Run:
     def cleanup(self):
         if self.staging and os.path.isdir(self.staging):  # published staging folders are gone already
             shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def target_table(target, key):
+    """--max_drop: every attempt, as deployed on Eval, and the one kept."""
+    rows = [[i + 1, len(a["keep_float"]), f"+{a['extra_float']}", f"{a[key]:.4f}",
+             stats.format_drop(a["drop_ci"]), a["backend"], f"{a['ms_per_item']:.1f}", f"{a['size_mb']:.2f}",
+             "yes" if i == target.get("chosen") else ""] for i, a in enumerate(target["attempts"])]
+    title = (f"--max_drop {target['max_drop']} points: attempts as deployed on Eval (FP32 {key} "
+             f"{target.get('fp32_as_deployed', float('nan')):.4f} on {target.get('fp32_backend', '?')}); "
+             "layers float = Calibration.keep_float + the most sensitive")
+    return table(["attempt", "layers float", "given back", key, "drop [95% CI]", "runtime", "eval ms/item", "MB",
+                  "kept"], rows, title=title)
 
 
 def analyze(args):

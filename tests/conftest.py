@@ -61,15 +61,35 @@ def compressed_rec(tiny_data, tmp_path_factory):
         return save, json.load(f), str(err.value)
 
 
+# PP-OCRv4 rec with its depthwise convs quantized too: they are the layers that hurt (a few
+# crops of 40 on the tiny set), so the sensitivity ranking and --max_drop have something to find
+REC_WITH_DEPTHWISE = ["QuantAware.quantize_op_types=[conv2d, depthwise_conv2d, matmul_v2]",
+                      "Train.loader.batch_size_per_card=8", "Calibration.batch_nums=1"]
+
+
 @pytest.fixture(scope="session")
-def ptq_rec(tiny_data, tmp_path_factory):
-    """run.py --strategy ptq on rec (calibration only, no step 5): (save_dir, report)."""
+def rec_sensitivity(tiny_data, tmp_path_factory):
+    """run.py --analyze quant on rec, 8 crops per configuration: (save_dir, table)."""
+    from helpers import data_overrides
+    from ocrslim.run_cli import main
+    save = str(tmp_path_factory.mktemp("sens") / "rec")
+    table = main(["--analyze", "quant", "-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", save, "--quiet",
+                  "-o", *data_overrides(tiny_data, "rec"), *REC_WITH_DEPTHWISE, "Sensitivity.images=8",
+                  ])
+    return save, table
+
+
+@pytest.fixture(scope="session")
+def ptq_rec(tiny_data, rec_sensitivity, tmp_path_factory):
+    """run.py --strategy ptq --max_drop 5 on rec (depthwise quantized, so the first attempt loses
+    crops), ranked by the rec_sensitivity table, no step 5: (save_dir, report)."""
     from helpers import data_overrides
     from ocrslim.run_cli import main
     save = str(tmp_path_factory.mktemp("int8") / "rec_ptq")
     report = main(["-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", save, "--quiet", "--no_bench",
-                   "--strategy", "ptq", "-o", *data_overrides(tiny_data, "rec"), "Train.loader.batch_size_per_card=8",
-                   "Calibration.batch_nums=2"])
+                   "--strategy", "ptq", "--max_drop", "5", "--sensitivity",
+                   os.path.join(rec_sensitivity[0], "sensitivity.json"),
+                   "-o", *data_overrides(tiny_data, "rec"), *REC_WITH_DEPTHWISE])
     return save, report
 
 

@@ -97,9 +97,48 @@ def test_ptq_rec_is_calibration_only(ptq_rec):
     assert report["strategy"]["name"] == "ptq" and report["chosen"] == "calibrated"
     assert report["strategy"]["label"] == "ocrslim: PTQ (calibration only)"
     assert set(report["strategy"]["settings"]) == {"Calibration"} and report["candidates"] == {}
-    assert report["strategy"]["settings"]["Calibration"]["batch_nums"] == 2
+    assert report["strategy"]["settings"]["Calibration"]["batch_nums"] == 1
     fp32, int8 = report["baseline"]["acc"], report["compressed"]["acc"]
     assert fp32 > 0.3 and int8 >= fp32 - BOUND["rec"], (fp32, int8)
+
+
+def test_max_drop_gives_layers_back_until_the_target_holds(ptq_rec, rec_sensitivity):
+    """The first PTQ model (depthwise convs quantized) misses --max_drop 5 as deployed; the
+    layers the sensitivity table ranks first go back to float until it holds."""
+    save, report = ptq_rec
+    target = report["target"]
+    attempts, kept = target["attempts"], target["attempts"][target["chosen"]]
+    if attempts[0]["meets"]:
+        pytest.skip(f"the first attempt already met the target on this CPU (drop {attempts[0]['drop']:+.3f})")
+    assert len(attempts) >= 2 and kept["meets"] and 100 * kept["drop"] <= 5
+    ranked = [r["layer"] for r in sorted(rec_sensitivity[1]["rows"], key=lambda r: -r["float_gain"])]
+    assert kept["keep_float"] == ["conv2d_146.w_0"] + [n for n in ranked if n != "conv2d_146.w_0"][:kept["extra_float"]]
+    # the fewest layers that met it among those tried
+    assert kept["extra_float"] == min(a["extra_float"] for a in attempts if a["meets"])
+    # what was saved is the kept attempt
+    import yaml
+    used = yaml.safe_load(open(os.path.join(save, "config_used.yaml")))
+    assert used["Calibration"]["keep_float"] == kept["keep_float"]
+    assert {"sensitivity.csv", "sensitivity.json"} <= set(os.listdir(save)) or rec_sensitivity
+
+
+def test_max_drop_that_cannot_be_met_ends_non_zero(tiny_data, rec_sensitivity, tmp_path):
+    from helpers import data_overrides
+    from ocrslim.compress.target import TargetMissed
+    from ocrslim.run_cli import main
+    from conftest import REC_WITH_DEPTHWISE
+    save = tmp_path / "rec"
+    try:
+        main(["-c", "configs/ppocrv4/rec_mobile_ptq.yaml", "--save_dir", str(save), "--quiet", "--no_bench",
+              "--max_drop", "0", "--max_float", "0",
+              "--sensitivity", os.path.join(rec_sensitivity[0], "sensitivity.json"),
+              "-o", *data_overrides(tiny_data, "rec"), *REC_WITH_DEPTHWISE])
+    except TargetMissed as err:
+        assert err.exit_code == 4 and "--max_drop 0.0 points is not met" in str(err) and "--max_float" in str(err)
+        assert len(err.attempts) == 1 and not err.attempts[0]["meets"]
+        assert not save.exists() and not [p for p in os.listdir(tmp_path) if ".partial" in p]
+    else:
+        pytest.skip("the first attempt met a zero drop on this CPU")
 
 
 def readme_example():
