@@ -225,11 +225,7 @@ class Run:
                     table = json.load(f)
             else:
                 log.info("the target is missed: ranking the layers (run.py --analyze quant, on demand)")
-                sens = base["Sensitivity"]
-                table = sensitivity.analyze(base, self.task_cls, self.model_files,
-                                            mdl.place(base["Global"]["devices"]),
-                                            sens["images"] or sensitivity.DEFAULT_IMAGES[self.task_cls.name],
-                                            False, self.progress)
+                table = sensitivity.analyze(base, self.task_cls, self.model_files, self.progress, stability=False)
             self.sensitivity = table
             return sensitivity.ranked_for_float(table)
 
@@ -336,12 +332,10 @@ def analyze(args):
     check_calibration(config)
     model_files = mdl.model_files(config["Global"])
     check_save_dir(args.save_dir, [model_files[0]], args.overwrite)
-    sens = config["Sensitivity"]
-    images = sens["images"] or sensitivity.DEFAULT_IMAGES[task_cls.name]
     log.info("sensitivity of %s: every quantizable layer alone and all but it, on %d Eval items%s",
-             model_files[0], images, " (and a second subset for stability)" if sens["stability"] else "")
-    result = sensitivity.analyze(config, task_cls, model_files, mdl.place(config["Global"]["devices"]), images,
-                                bool(sens["stability"]), progress=not args.quiet)
+             model_files[0], sensitivity.subset_size(config, task_cls),
+             " (and a second subset for stability)" if config["Sensitivity"]["stability"] else "")
+    result = sensitivity.analyze(config, task_cls, model_files, progress=not args.quiet)
     staging = staging_dir(args.save_dir)
     try:
         sensitivity.write(result, staging)

@@ -155,6 +155,7 @@ class Scorer:
         self.exe = paddle.static.Executor(paddle.CPUPlace())
         self.on = set()
         self.fp32 = self.run(set())
+        self.fp32_energy = sum(float(np.sum(b.astype(np.float64) ** 2)) for b in self.fp32["outputs"])
 
     def _switch(self, on):
         """Set masks and weights for the layers whose state changes."""
@@ -186,8 +187,7 @@ class Scorer:
     def error(self, got):
         """Output error against FP32 over the subset: sum of squared differences / sum of squares."""
         num = sum(float(np.sum((a.astype(np.float64) - b) ** 2)) for a, b in zip(got["outputs"], self.fp32["outputs"]))
-        den = sum(float(np.sum(b.astype(np.float64) ** 2)) for b in self.fp32["outputs"])
-        return num / max(den, 1e-12)
+        return num / max(self.fp32_energy, 1e-12)
 
 
 def rank_correlation(a, b):
@@ -227,10 +227,20 @@ def sweep(scorer, layers, key, kind, progress, desc):
                                                           full["result"]["per_item"], kind)}
 
 
-def analyze(config, task_cls, model_files, place, images, stability, progress):
-    """The sensitivity table of every quantizable layer (see the module doc)."""
+def subset_size(config, task_cls):
+    """Eval items per configuration: Sensitivity.images, or the task's default."""
+    return config["Sensitivity"]["images"] or DEFAULT_IMAGES[task_cls.name]
+
+
+def analyze(config, task_cls, model_files, progress, stability=None):
+    """The sensitivity table of every quantizable layer (see the module doc), on the config's
+    Sensitivity subset; stability (default Sensitivity.stability) adds the second subset."""
+    from .. import model as mdl
+    if stability is None:
+        stability = bool(config["Sensitivity"]["stability"])
     with static_mode():
-        return _analyze(config, task_cls, model_files, place, images, stability, progress)
+        return _analyze(config, task_cls, model_files, mdl.place(config["Global"]["devices"]),
+                        subset_size(config, task_cls), stability, progress)
 
 
 def _analyze(config, task_cls, model_files, place, images, stability, progress):
