@@ -65,6 +65,8 @@ def load_yaml(path, _parents=()):
             raise UserError(f"config {path} is not valid YAML: {str(err).splitlines()[0]}")
     if not isinstance(data, dict):
         raise UserError(f"config {path} must be a YAML mapping of sections (Global:, Eval:, ...)")
+    from . import upstream
+    data = upstream.adapt(data, path)  # the upstream example's spellings, if any
     bases = data.pop("_BASE_", None) or []
     out = {}
     for base in [bases] if isinstance(bases, str) else bases:

@@ -78,8 +78,11 @@ class Samples:
         from ppocr.data.imaug import create_operators
         self.items = read_labels(data_dir, label_files, model_type)
         # KeepKeys turns the sample into a list; we keep the dict so the metric
-        # can read labels by name.
-        transforms = [t for t in transforms if "KeepKeys" not in t]
+        # can read labels by name. Rec label encoders (upstream configs have them) need the
+        # character dict and max_text_length, and their output is not read: the metric
+        # compares the raw text. DetLabelEncode stays: det augmentations crop its polygons.
+        transforms = [t for t in transforms if not any(name == "KeepKeys" or (
+            name.endswith("LabelEncode") and name != "DetLabelEncode") for name in t)]
         self.ops = create_operators(transforms)
         self.model_type = model_type
 

@@ -22,21 +22,20 @@ def tiny_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def compressed_det(tiny_data, tmp_path_factory):
-    """run.py on det with a few steps, including step 5 (bench + report), and a Test section
-    (the tiny train images: reported, never chosen by); (save_dir, report)."""
+    """run.py on det with a few steps, including step 5 (bench + report), from a config in the
+    upstream example's layout (epochs: 1 is 4 steps here) plus a Test section (the tiny train
+    images: reported, never chosen by); (save_dir, report)."""
     import yaml
-    from helpers import data_overrides
+    from helpers import upstream_det_config
+    from ocrslim.config import resolve_path
     from ocrslim.run_cli import main
     tmp = tmp_path_factory.mktemp("int8")
     save = str(tmp / "det")
-    config = yaml.safe_load(open("configs/ppocrv4/det_mobile.yaml", encoding="utf-8"))
+    config = upstream_det_config(tiny_data, resolve_path("bundled:ch_PP-OCRv4_det_infer"))
     config["Test"] = {"dataset": {"data_dir": f"{tiny_data}/det", "label_file_list": [f"{tiny_data}/det/train.txt"]}}
-    with open(tmp / "det_with_test.yaml", "w", encoding="utf-8") as f:
+    with open(tmp / "det_upstream_layout.yaml", "w", encoding="utf-8") as f:
         yaml.safe_dump(config, f)
-    report = main(["-c", str(tmp / "det_with_test.yaml"), "--save_dir", save, "--quiet", "-o",
-                   *data_overrides(tiny_data, "det"), "Train.loader.batch_size_per_card=2",
-                   "Train.dataset.transforms.1.DetResizeForTest.image_shape=[320, 320]",
-                   "Calibration.batch_nums=2", "TrainConfig.train_iter=3", "TrainConfig.eval_iter=3"])
+    report = main(["--save_dir", save, "--config_path", str(tmp / "det_upstream_layout.yaml"), "--quiet"])
     return save, report
 
 

@@ -60,3 +60,40 @@ def snapshot(folder):
 def data_overrides(root, kind):
     return [f"Eval.dataset.data_dir={root}/{kind}", f"Eval.dataset.label_file_list=[{root}/{kind}/eval.txt]",
             f"Train.dataset.data_dir={root}/{kind}", f"Train.dataset.label_file_list=[{root}/{kind}/train.txt]"]
+
+
+def upstream_det_config(root, model_dir):
+    """A det QAT config in the upstream example's layout (PaddleSlim's example/auto_compression/ocr
+    and PaddleOCR's deploy/slim/auto_compression): the keys and spellings those files use, with
+    small settings for the tiny set under `root` (8 train images, 6 eval)."""
+    normalize = {"NormalizeImage": {"scale": "1./255.", "mean": [0.485, 0.456, 0.406],
+                                    "std": [0.229, 0.224, 0.225], "order": "hwc"}}
+
+    def dataset(label, resize, keep):
+        return {"name": "SimpleDataSet", "data_dir": f"{root}/det", "label_file_list": [f"{root}/det/{label}"],
+                "ratio_list": [1.0],
+                "transforms": [{"DecodeImage": {"img_mode": "BGR", "channel_first": False}},
+                               {"DetLabelEncode": None}, {"DetResizeForTest": resize}, normalize,
+                               {"ToCHWImage": None}, {"KeepKeys": {"keep_keys": keep}}]}
+    return {
+        "Global": {"model_type": "det", "model_dir": model_dir, "model_filename": "inference.pdmodel",
+                   "params_filename": "inference.pdiparams", "algorithm": "DB", "input_name": "x"},
+        "Distillation": {"alpha": 1.0, "loss": "l2"},
+        "Quantization": {"use_pact": False, "activation_bits": 8, "is_full_quantize": False, "onnx_format": True,
+                         "activation_quantize_type": "moving_average_abs_max",
+                         "weight_quantize_type": "channel_wise_abs_max", "not_quant_pattern": ["skip_quant"],
+                         "quantize_op_types": ["conv2d", "depthwise_conv2d"], "weight_bits": 8},
+        "TrainConfig": {"epochs": 1, "eval_iter": 4,
+                        "learning_rate": {"type": "CosineAnnealingDecay", "learning_rate": 0.00002},
+                        "optimizer_builder": {"optimizer": {"type": "Adam"}, "weight_decay": 5.0e-05}},
+        "PostProcess": {"name": "DBPostProcess", "thresh": 0.3, "box_thresh": 0.6, "max_candidates": 1000,
+                        "unclip_ratio": 1.5},
+        "Metric": {"name": "DetMetric", "main_indicator": "hmean"},
+        "Train": {"dataset": dataset("train.txt", {"image_shape": [320, 320]}, ["image"]),
+                  "loader": {"shuffle": True, "drop_last": False, "batch_size_per_card": 2, "num_workers": 2}},
+        "Eval": {"dataset": dataset("eval.txt", {"limit_side_len": 960, "limit_type": "max"},
+                                    ["image", "shape", "polys", "ignore_tags"]),
+                 "loader": {"shuffle": False, "drop_last": False, "batch_size_per_card": 1, "num_workers": 2}},
+        # ours, in the same file: fewer calibration batches than the default 8
+        "Calibration": {"batch_nums": 2},
+    }

@@ -131,3 +131,63 @@ def test_every_ptq_config_selects_ptq_and_keeps_its_base_data():
         base = cfg.load_config(path.replace("_ptq", ""), defaults=cfg.COMPRESS_DEFAULTS)
         assert get_strategy(config).name == "ptq" and get_strategy(base).name == "qat", path
         assert config["Train"] == base["Train"] and config["Eval"] == base["Eval"], path
+
+
+def _write(tmp_path, data, name="c.yaml"):
+    import yaml
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return str(path)
+
+
+def test_a_config_in_the_upstream_layout_is_taken(tmp_path):
+    """Our own small config in the upstream example's layout (tests/helpers.py) loads into ours:
+    Quantization is QuantAware, upstream-only keys are gone, and the qat strategy accepts it."""
+    from helpers import upstream_det_config
+    from ocrslim.compress import qat, strategies
+    config = cfg.load_config(_write(tmp_path, upstream_det_config("data", "model")), defaults=cfg.COMPRESS_DEFAULTS)
+    assert "Quantization" not in config and config["QuantAware"]["onnx_format"] is True
+    assert "algorithm" not in config["Global"] and "name" not in config["Metric"]
+    for section in ("Train", "Eval"):
+        assert "name" not in config[section]["dataset"] and "ratio_list" not in config[section]["dataset"]
+        assert set(config[section]["loader"]) == {"batch_size_per_card"}
+    strategy = strategies.get_strategy(config)
+    assert strategy.name == "qat"
+    strategy.check(config)
+    # epochs: 1 is one pass over the Train images; the cosine schedule gets T_max (ACT needs it)
+    act = qat.act_config(config, "sigmoid_0.tmp_0", world=1, train_images=8)
+    assert act["TrainConfig"]["train_iter"] == 4 and "epochs" not in act["TrainConfig"]
+    assert act["TrainConfig"]["learning_rate"]["T_max"] == 4
+
+
+def test_upstream_keys_we_cannot_keep_give_one_error_line_each(tmp_path, capsys):
+    from helpers import upstream_det_config
+    from ocrslim.errors import run_cli
+    data = upstream_det_config("data", "model")
+    data["Metric"]["name"] = "RecMetric"
+    data["Train"]["dataset"]["name"] = "MultiScaleDataSet"
+    data["Train"]["sampler"] = {"name": "MultiScaleSampler"}
+    data["Distillation"] = {"alpha": [1.0, 1.0], "loss": ["skd", "l2"], "node": [["a"], ["b"]]}
+    path = _write(tmp_path, data)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda argv: cfg.load_config(path))
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert all(line.startswith("error: ") for line in lines), lines
+    for needle in ("Metric.name RecMetric", "Train.dataset.name MultiScaleDataSet", "Train.sampler",
+                   "Distillation.node", "Distillation.loss", "Distillation.alpha"):
+        assert sum(needle in line for line in lines) == 1, (needle, lines)
+    assert len(lines) == 6
+
+
+def test_rec_label_encoders_of_upstream_configs_are_not_run(tmp_path):
+    """MultiLabelEncode needs a dict and max_text_length; the metric reads the raw text instead."""
+    from helpers import make_rec_set
+    from ocrslim.data import Samples
+    label = make_rec_set(str(tmp_path))
+    samples = Samples(str(tmp_path), [label], [{"DecodeImage": {"img_mode": "BGR", "channel_first": False}},
+                                               {"MultiLabelEncode": {"gtc_encode": "NRTRLabelEncode"}},
+                                               {"RecResizeImg": {"image_shape": [3, 48, 320]}},
+                                               {"KeepKeys": {"keep_keys": ["image", "label_ctc"]}}], "rec")
+    item = samples.load(0)
+    assert item["image"].shape == (3, 48, 320) and item["text"] == "Hello"

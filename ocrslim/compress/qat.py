@@ -209,9 +209,12 @@ def act_hooks(keep_float, scales, moving_rate, place, choice=None):
         yield choice
 
 
-def act_config(config, distill_node, world):
+def act_config(config, distill_node, world, train_images=None):
     """The ACT strategy dict: QuantAware + Distillation + TrainConfig from our config.
 
+    TrainConfig.epochs (the upstream spelling) becomes train_iter = epochs x the steps in one
+    pass over the `train_images` at the config's batch; a cosine schedule without T_max gets
+    T_max = train_iter (ACT hands the dict to paddle, which requires it).
     With several cards the learning rate and cosine T_max follow the card
     count: the global batch grows with `world`, so lr scales linearly, and each
     card runs train_iter / world steps for the same number of epochs.
@@ -220,6 +223,15 @@ def act_config(config, distill_node, world):
     distill = copy.deepcopy(config["Distillation"])
     distill["node"] = [distill_node]
     train = copy.deepcopy(config["TrainConfig"])
+    epochs = train.pop("epochs", None)
+    if not train.get("train_iter"):
+        batch = config["Train"]["loader"]["batch_size_per_card"]
+        train["train_iter"] = max(1, int(epochs) * (int(train_images) // batch))
+        log.info("TrainConfig.epochs %s: %d steps (%d Train images at batch %d)", epochs,
+                 train["train_iter"], train_images, batch)
+    lr = train.get("learning_rate")
+    if isinstance(lr, dict) and lr.get("type") == "CosineAnnealingDecay" and not lr.get("T_max"):
+        lr["T_max"] = int(train["train_iter"])
     train["train_iter"] = max(1, int(train["train_iter"]) // world)
     train["eval_iter"] = max(1, int(train.get("eval_iter") or train["train_iter"]) // world)
     lr = train.get("learning_rate")

@@ -18,7 +18,7 @@ import logging
 import time
 
 from .. import model as mdl
-from ..data import calibration_batches, config_train_reader
+from ..data import build_samples, calibration_batches, config_train_reader
 from ..errors import UserError
 from ..evaluate import evaluate
 from . import act_compat, calibrate, qat
@@ -83,7 +83,11 @@ class Qat:
             if unknown:
                 raise UserError(f"unknown key {section}.{sorted(unknown)[0]}; {section} takes: "
                                 f"{', '.join(sorted(allowed))}")
-        cfg.require(config, "TrainConfig.train_iter")
+        if not config["TrainConfig"].get("epochs"):
+            cfg.require(config, "TrainConfig.train_iter")
+        if config["QuantAware"].get("onnx_format") is False:
+            raise UserError("QuantAware.onnx_format false: set it true (the deployment runtimes here read "
+                            "the quantize_linear/dequantize_linear format)")
         check_calibration(config)
         if config["QuantAware"].get("use_pact"):
             log.warning("QuantAware.use_pact is on: on PP-OCRv4 det it zeroes the output (see README)")
@@ -110,7 +114,7 @@ class Qat:
         callback = functools.partial(act_eval, samples=run.samples, task=run.task_cls(config),
                                      batch_size=config["Eval"]["loader"]["batch_size_per_card"],
                                      rank=run.rank, progress=run.progress, history=history)
-        act = qat.act_config(config, node, run.world)
+        act = qat.act_config(config, node, run.world, train_images=len(build_samples(config["Train"], run.task_cls.name)))
         choice = qat.run_act(run.model_files, run.staging, act, reader, callback, keep_float, scales, place)
         if run.rank != 0 or not history:
             return {}
