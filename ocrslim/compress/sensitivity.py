@@ -145,6 +145,18 @@ def subset_indices(n_total, n, seed, part=0):
     return [int(i) for i in got]
 
 
+def use_onednn_kernels(graph):
+    """Let the CPU executor run every op that has one through its oneDNN kernel (attribute
+    use_mkldnn; oneDNN's kernels need is_test). It halves the time of a det configuration
+    (8 demo images: 4.3 s -> 2.2 s on a 2-core EPYC) and gives the same FP32 metric; the
+    fake-quant ops have no oneDNN kernel and run as before. No fused ops are made (unlike
+    Paddle Inference's passes, one of which is the SIGILL of the any-CPU issue)."""
+    for op in graph.ops:
+        for attr in ("use_mkldnn", "is_test"):
+            if op.has_attr(attr):
+                op._set_attr(attr, True)
+
+
 class Scorer:
     """Evaluates one configuration (which layers are quantized) on a cached subset."""
 
@@ -152,6 +164,7 @@ class Scorer:
         import paddle
         self.graph, self.layers = graph, layers
         self.samples, self.task_factory, self.batch_size = samples, task_factory, batch_size
+        use_onednn_kernels(graph)
         self.exe = paddle.static.Executor(paddle.CPUPlace())
         self.on = set()
         self.fp32 = self.run(set())
