@@ -153,6 +153,7 @@ class Run:
         check_save_dir(args.save_dir, [self.model_files[0]], args.overwrite)
         self.progress = not args.quiet and self.rank == 0
         self.staging, self.report, self.target = None, {}, None
+        self.thresholds = None  # the first calibration's, reused by later ones (strategies.run_calibration)
         if args.max_drop is not None:
             if args.max_drop < 0:
                 raise UserError(f"--max_drop is a drop in points and must be >= 0, not {args.max_drop}")
@@ -189,14 +190,16 @@ class Run:
         self.candidates = self._step("compress", 2, f"compressing ({self.strategy.name}): {self.strategy.summary}",
                                      lambda: compress(self))
 
-    def deployed(self, files, name):
-        """The main metric of model files as deployed: the runtime `auto` picks for this CPU, on Eval."""
+    def deployed(self, files, name, section="Eval", samples=None):
+        """The main metric of model files as deployed: the runtime `auto` picks for this CPU, on
+        Eval (or on `samples` of the config section `section`)."""
+        part = dict(self.config, Eval=self.config[section])
         with tempfile.TemporaryDirectory(prefix="ocrslim-deployed-") as work:
             predict, info = backends.predictor(files, "auto", self.task_cls.name, work, name,
                                                self.config["Global"]["devices"], self.args.threads)
-            result = evaluate(predict, self.samples, self.task_cls(self.config),
-                              self.config["Eval"]["loader"]["batch_size_per_card"],
-                              desc=f"eval {name} as deployed", progress=self.progress)
+            result = evaluate(predict, self.samples if samples is None else samples, self.task_cls(part),
+                              part["Eval"]["loader"]["batch_size_per_card"],
+                              desc=f"{section.lower()} {name} as deployed", progress=self.progress)
         return result, info
 
     def _compress_to_target(self, _run):
@@ -260,6 +263,19 @@ class Run:
         if self.config.get("Test"):
             self.test = self._step("test_eval", 3, "the Test set (reported only): FP32 and the kept int8 model",
                                    lambda: _test_figures(self.config, self.task_cls, self.staging, self.progress))
+            if self.target:  # the target was held as deployed: say how the kept model does there on Test
+                self.target["test"] = self._target_on_test()
+                log.info("Test as deployed (never chosen by): FP32 %s %.4f, int8 %.4f, drop %s",
+                         self.task_cls.main_indicator, self.target["test"]["fp32"], self.target["test"]["int8"],
+                         stats.format_drop(self.target["test"]["drop_ci"]))
+
+    def _target_on_test(self):
+        from .data import build_samples
+        key, samples = self.task_cls.main_indicator, build_samples(self.config["Test"], self.task_cls.name)
+        fp32, _ = self.deployed(self.model_files, "fp32", "Test", samples)
+        int8, info = self.deployed((self.staging,) + backends.PADDLE_FILES, "int8", "Test", samples)
+        return {"fp32": fp32["metrics"][key], "int8": int8["metrics"][key], "backend": info["backend"],
+                "drop_ci": stats.paired_drop(fp32["per_item"], int8["per_item"], self.task_cls.name)}
 
     def summarize(self):
         """Step 4: report.json, the summary table, and the model published into save_dir."""

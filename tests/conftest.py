@@ -81,14 +81,16 @@ def rec_sensitivity(tiny_data, tmp_path_factory):
 @pytest.fixture(scope="session")
 def ptq_rec(tiny_data, rec_sensitivity, tmp_path_factory):
     """run.py --strategy ptq --max_drop 5 on rec (depthwise quantized, so the first attempt loses
-    crops), ranked by the rec_sensitivity table, no step 5: (save_dir, report)."""
+    crops), ranked by the rec_sensitivity table, no step 5, the 64 train crops as a Test section:
+    (save_dir, report)."""
     from helpers import data_overrides
     from ocrslim.run_cli import main
     save = str(tmp_path_factory.mktemp("int8") / "rec_ptq")
     report = main(["-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", save, "--quiet", "--no_bench",
                    "--strategy", "ptq", "--max_drop", "5", "--sensitivity",
                    os.path.join(rec_sensitivity[0], "sensitivity.json"),
-                   "-o", *data_overrides(tiny_data, "rec"), *REC_WITH_DEPTHWISE])
+                   "-o", *data_overrides(tiny_data, "rec"), *REC_WITH_DEPTHWISE,
+                   f"Test={{dataset: {{data_dir: {tiny_data}/rec, label_file_list: [{tiny_data}/rec/train.txt]}}}}"])
     return save, report
 
 

@@ -105,6 +105,10 @@ def test_ptq_rec_is_calibration_only(ptq_rec):
     # the executor's figure of the saved model is reported too; it is fake-quant in float, and on
     # 40 crops it differed from the deployed one by up to 3 crops (AMD EPYC, int8 on Paddle Inference)
     assert abs(report["compressed"]["acc"] - kept["acc"]) <= 0.1, (report["compressed"], kept)
+    # the Test section: the kept model as deployed, never chosen by (and in executor figures, step 3)
+    test = report["target"]["test"]
+    assert set(test) == {"fp32", "int8", "backend", "drop_ci"} and 0 <= test["int8"] <= 1
+    assert report["test"]["images"] == 64
 
 
 def test_max_drop_gives_layers_back_until_the_target_holds(ptq_rec, rec_sensitivity):

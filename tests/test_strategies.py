@@ -149,3 +149,38 @@ def test_target_search_doubles_then_bisects():
     tried.clear()
     attempts, best = target.hold(5, ["base"], lambda: pytest.fail("no ranking needed"), None, attempt)
     assert tried == [0] and best == 0
+
+
+@pytest.mark.slow
+def test_reused_thresholds_rebuild_the_model_full_calibration_makes(tiny_data, tmp_path):
+    """--max_drop's later attempts reuse the first calibration: the model rebuilt from its thresholds
+    with one more layer float is the one a full calibration with that layer float saves."""
+    from conftest import REC_WITH_DEPTHWISE
+    from helpers import data_overrides
+    from ocrslim import model as mdl
+    from ocrslim.compress import calibrate
+    from ocrslim.data import calibration_batches, config_train_reader
+    from ocrslim.deploy.paddle_graph import PaddleGraph, static_mode
+    config = cfg.load_config("configs/ppocrv4/rec_mobile.yaml",
+                             [*data_overrides(tiny_data, "rec"), *REC_WITH_DEPTHWISE], defaults=cfg.COMPRESS_DEFAULTS)
+    files = mdl.model_files(config["Global"])
+    with static_mode():
+        import paddle
+        place = paddle.CPUPlace()
+        feeds = calibration_batches(config_train_reader(config, "rec", "x"), 1)
+        first = calibrate.calibrate(files, feeds, calibrate.settings(config), place)
+        more_float = dict(calibrate.settings(config), keep_float=["conv2d_158.w_0", "linear_85.w_0"])
+        calibrate.calibrate(files, feeds, more_float, place, save_dir=str(tmp_path / "full"))
+        reused = calibrate.calibrate(files, feeds, more_float, place, save_dir=str(tmp_path / "reused"),
+                                     thresholds=first)
+        graphs = [PaddleGraph.from_files((str(tmp_path / d), "inference.pdmodel", "inference.pdiparams"))
+                  for d in ("full", "reused")]
+        assert [op.type for op in graphs[0].ops] == [op.type for op in graphs[1].ops]
+        params = [n for n in graphs[0].program.global_block().vars
+                  if graphs[0].is_param(n) and n not in ("feed", "fetch")]
+        assert params and all(np.array_equal(graphs[0].value(n), graphs[1].value(n)) for n in params)
+        # the two layers are float in both: weights read directly, not through a dequantize_linear
+        for g in graphs:
+            readers = [op for op in g.ops if {"conv2d_158.w_0", "linear_85.w_0"} & set(op.input_arg_names)]
+            assert len(readers) == 2 and all(op.type != "dequantize_linear" for op in readers)
+    assert reused == first

@@ -41,14 +41,22 @@ def check_calibration(config):
 
 
 def run_calibration(run, feed_name, place, save_dir=None):
-    """Calibrate on run's Train images: {tensor: threshold}; with save_dir, also save the model there."""
+    """Calibrate on run's Train images: {tensor: threshold}; with save_dir, also save the model there.
+
+    The first calibration of a run is kept (run.thresholds) and reused by the next ones, which
+    differ only in Calibration.keep_float (--max_drop's attempts; see calibrate.calibrate)."""
     settings = calibrate.settings(run.config)
     reader = config_train_reader(run.config, run.task_cls.name, feed_name, run.rank, run.world)
     t0 = time.time()
-    scales = calibrate.calibrate(run.model_files, calibration_batches(reader, settings["batch_nums"]),
-                                 settings, place, save_dir=save_dir)
-    log.info("calibrated %d tensors (%s, %d batches) in %.0fs", len(scales), settings["algo"],
-             settings["batch_nums"], time.time() - t0)
+    known = run.thresholds
+    feeds = calibration_batches(reader, 1 if known else settings["batch_nums"])
+    scales = calibrate.calibrate(run.model_files, feeds, settings, place, save_dir=save_dir, thresholds=known)
+    if known is None:
+        run.thresholds = scales
+        log.info("calibrated %d tensors (%s, %d batches) in %.0fs", len(scales), settings["algo"],
+                 settings["batch_nums"], time.time() - t0)
+    else:
+        log.info("reused the run's calibrated thresholds (%d tensors) in %.0fs", len(scales), time.time() - t0)
     return scales, reader
 
 
