@@ -36,7 +36,8 @@ SIGNATURES = (
      ("self",)),
     ("paddle.static.quantization.post_training_quantization", "PostTrainingQuantization.__init__",
      ("self", "executor", "model_dir", "scope", "model_filename", "params_filename", "data_loader", "batch_nums",
-      "algo", "hist_percent", "quantizable_op_type", "weight_quantize_type", "onnx_format", "skip_tensor_list", "scale_dict")),
+      "algo", "hist_percent", "quantizable_op_type", "weight_quantize_type", "onnx_format", "skip_tensor_list",
+      "scale_dict")),
 )
 # ACT's config sections whose __init__ parameters are the keys a config may use
 ACT_SECTIONS = ("QuantAware", "Distillation", "TrainConfig")

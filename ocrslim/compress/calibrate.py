@@ -70,8 +70,9 @@ def calibrate(model_files, feeds, calib, place, save_dir=None, thresholds=None):
         ptq = PostTrainingQuantization(
             executor=paddle.static.Executor(place), model_dir=model_files[0],
             model_filename=model_files[1], params_filename=model_files[2],
-            data_loader=loader, batch_nums=len(feeds), **algo, quantizable_op_type=calib["quantize_op_types"], weight_quantize_type=calib["weight_quantize_type"],
-            onnx_format=True, skip_tensor_list=calib["keep_float"], scope=scope)
+            data_loader=loader, batch_nums=len(feeds), **algo, quantizable_op_type=calib["quantize_op_types"],
+            weight_quantize_type=calib["weight_quantize_type"], onnx_format=True,
+            skip_tensor_list=calib["keep_float"], scope=scope)
         ptq.quantize()
         if save_dir:
             ptq.save_quantized_model(save_dir, model_filename="inference.pdmodel",

@@ -122,7 +122,8 @@ class Qat:
         callback = functools.partial(act_eval, samples=run.samples, task=run.task_cls(config),
                                      batch_size=config["Eval"]["loader"]["batch_size_per_card"],
                                      rank=run.rank, progress=run.progress, history=history)
-        act = qat.act_config(config, node, run.world, train_images=len(build_samples(config["Train"], run.task_cls.name)))
+        train_images = len(build_samples(config["Train"], run.task_cls.name))  # for TrainConfig.epochs
+        act = qat.act_config(config, node, run.world, train_images)
         choice = qat.run_act(run.model_files, run.staging, act, reader, callback, keep_float, scales, place)
         if run.rank != 0 or not history:
             return {}
