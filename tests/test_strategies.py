@@ -184,3 +184,24 @@ def test_reused_thresholds_rebuild_the_model_full_calibration_makes(tiny_data, t
             readers = [op for op in g.ops if {"conv2d_158.w_0", "linear_85.w_0"} & set(op.input_arg_names)]
             assert len(readers) == 2 and all(op.type != "dequantize_linear" for op in readers)
     assert reused == first
+
+
+def test_a_new_scorer_puts_a_used_graph_back_to_float():
+    """The stability subset's Scorer gets the graph the analysis one left in its last configuration
+    (all but one layer quantized); its FP32 reference must be FP32 again."""
+    from ocrslim.compress.sensitivity import Layer, Scorer
+
+    class Graph:
+        values = {}
+
+        def set_value(self, name, array):
+            self.values[name] = array
+    layers = [Layer(f"w{i}", "conv2d", [f"m{i}"], [(f"w{i}", np.zeros(2), np.ones(2))]) for i in range(3)]
+    first = Scorer.__new__(Scorer)
+    first.graph, first.layers, first.on = Graph(), layers, set()
+    first._switch({"w0", "w1"})
+    assert Graph.values["m0"][0] == 1 and Graph.values["w1"][0] == 1
+    second = Scorer.__new__(Scorer)
+    second.graph, second.layers, second.on = first.graph, layers, set()
+    second.reset()
+    assert all(Graph.values[f"m{i}"][0] == 0 and Graph.values[f"w{i}"][0] == 0 for i in range(3))

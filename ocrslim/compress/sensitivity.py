@@ -166,9 +166,15 @@ class Scorer:
         self.samples, self.task_factory, self.batch_size = samples, task_factory, batch_size
         use_onednn_kernels(graph)
         self.exe = paddle.static.Executor(paddle.CPUPlace())
-        self.on = set()
+        self.reset()
         self.fp32 = self.run(set())
         self.fp32_energy = sum(float(np.sum(b.astype(np.float64) ** 2)) for b in self.fp32["outputs"])
+
+    def reset(self):
+        """Every layer float. The graph may come from an earlier Scorer (the stability subset's
+        follows the analysis one), left in its last configuration."""
+        self.on = {layer.name for layer in self.layers}
+        self._switch(set())
 
     def _switch(self, on):
         """Set masks and weights for the layers whose state changes."""
@@ -282,9 +288,6 @@ def _analyze(config, task_cls, model_files, place, images, stability, progress):
     for row in rows:
         row["kept_float_in_config"] = row["layer"] in keep
     rows.sort(key=lambda r: -r["only_error"])
-    for layer in layers:  # leave the FP32 weights in the graph's scope
-        for name, fp32, _ in layer.weights:
-            graph.set_value(name, fp32)
     checks = {
         # does the cheap score rank layers as the metric does (same subset, both sweeps)
         "rho_error_vs_metric_only": rank_correlation([r["only_error"] for r in rows],
