@@ -206,7 +206,7 @@ COMPRESS_DEFAULTS = merge(DEFAULTS, {
         "keep_float": [],        # tensor names whose ops stay in float (PTQ and QAT)
     },
     "QuantAware": {}, "Distillation": {}, "TrainConfig": {},
-    # run.py --analyze quant: Eval items per configuration (null: 16 det images / 256 rec crops),
+    # run.py --analyze quant: Eval items per configuration (null: 8 det images / 256 rec crops),
     # and a second, disjoint subset to measure how stable the ranking is
     "Sensitivity": {"images": None, "stability": False},
     # optional, laid out like Eval: run.py reports FP32 and both int8 candidates on it and
