@@ -156,7 +156,7 @@ def use_onednn_kernels(graph):
     """Let the CPU executor run every op that has one through its oneDNN kernel (attribute
     use_mkldnn; conv_transpose's needs is_test, and batch norm must stay in inference mode).
     It about halves the time of a det configuration on a 2-core EPYC; the scores agree with the
-    plain kernels' to 4 digits. The fake-quant ops have no oneDNN kernel and run as before. No
+    plain kernels' to 3-4 digits. The fake-quant ops have no oneDNN kernel and run as before. No
     fused ops are made (unlike Paddle Inference's passes, one of which is the any-CPU issue's
     SIGILL)."""
     for op in graph.ops:
