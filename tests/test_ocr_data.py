@@ -141,6 +141,19 @@ def test_word_labels_split_lines_into_words_of_the_same_images(gen, tmp_path):
     assert meta["det_labels"] == "word"
 
 
+def test_latin_det_text_has_no_hanzi_and_leaves_rec_alone(gen, tmp_path):
+    root, _ = gen
+    out = tmp_path / "latin"
+    _gen(out, 0, "--det_text", "latin")
+    det = [b["transcription"] for split in ("train", "eval") for _, boxes in _labels(out, "det", split)
+           for b in boxes if b["transcription"] != "###"]
+    assert det and not [t for t in det if any(ord(c) >= 0x2E80 for c in t)]
+    default = [b["transcription"] for _, boxes in _labels(root / "a", "det", "train") for b in boxes]
+    assert any(ord(c) >= 0x2E80 for t in default for c in t), "the default mix has Chinese"
+    assert _read(out / "rec" / "train.txt") == _read(root / "a" / "rec" / "train.txt")
+    assert json.loads(_read(out / "synth_meta.json"))["det_text"] == "latin"
+
+
 def test_refuses_non_empty_out_unless_overwrite(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

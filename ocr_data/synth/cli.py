@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from .degrade import _write_jpeg
-from .generate import DEFAULT_DIFFICULTY, DONT_CARE, LABEL_UNITS, Generator, _progress, _write_label_file
+from .generate import DEFAULT_DIFFICULTY, DET_TEXTS, DONT_CARE, LABEL_UNITS, Generator, _progress, _write_label_file
 
 PROG = "python -m ocr_data.synth"
 
@@ -50,6 +50,9 @@ def parse_args(argv=None):
                     help="scales every degradation; 0 = clean (default %(default)s)")
     ap.add_argument("--det_labels", choices=LABEL_UNITS, default="line",
                     help="one det box per text line (default) or per word, as ICDAR2015 labels them")
+    ap.add_argument("--det_text", choices=DET_TEXTS, default="mixed",
+                    help="det text: the Chinese + Latin mix (default) or English only, as "
+                         "ICDAR2015's street images")
     ap.add_argument("--char_dict", default=None,
                     help="recognition dictionary (default: rapidocr_paddle's ppocr_keys_v1.txt)")
     ap.add_argument("--font_dir", default=None, help="font root with latin/ and cn/ (default: trdg's)")
@@ -83,13 +86,13 @@ def main(argv=None):
                 shutil.rmtree(out / sub)
         (out / "synth_meta.json").unlink(missing_ok=True)
     gen = Generator(args.seed, args.difficulty, args.det_size, args.char_dict, args.font_dir,
-                    args.det_labels)
+                    args.det_labels, args.det_text)
 
     counts = {("det", "train"): args.det_train, ("det", "eval"): args.det_eval,
               ("rec", "train"): args.rec_train, ("rec", "eval"): args.rec_eval}
     bar = _progress(sum(counts.values()), args.quiet)
     result = {"out": str(out), "seed": args.seed, "difficulty": args.difficulty,
-              "det_size": args.det_size, "det_labels": args.det_labels, "det": {}, "rec": {}}
+              "det_size": args.det_size, "det_labels": args.det_labels, "det_text": args.det_text, "det": {}, "rec": {}}
     for (kind, split), n in counts.items():
         data_dir = out / kind
         img_dir = data_dir / split

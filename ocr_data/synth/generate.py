@@ -26,6 +26,8 @@ DONT_CARE = "###"
 # det label unit: one box per text line, or per space-separated word as ICDAR2015 labels them
 # (PP-OCR det finds lines, so word labels lower the hmean the way real ICDAR2015 images do)
 LABEL_UNITS = ("line", "word")
+# det text: the Chinese + Latin mix that rec uses too, or English only (as ICDAR2015 street text)
+DET_TEXTS = ("mixed", "latin")
 
 # Seed-stream ids, so det/rec and train/eval never share random numbers.
 _KIND_ID = {"det": 1, "rec": 2}
@@ -79,7 +81,7 @@ class Knobs:
 
 class Generator:
     def __init__(self, seed=0, difficulty=DEFAULT_DIFFICULTY, det_size=640,
-                 dict_path=None, font_dir=None, labels="line"):
+                 dict_path=None, font_dir=None, labels="line", det_text="mixed"):
         if labels not in LABEL_UNITS:
             raise ValueError(f"labels must be one of {LABEL_UNITS}, not {labels!r}")
         self.labels = labels
@@ -88,6 +90,10 @@ class Generator:
         self.det_size = int(det_size)
         self.res = Resources(dict_path, font_dir)
         self.sampler = TextSampler(self.res)
+        if det_text not in DET_TEXTS:
+            raise ValueError(f"det_text must be one of {DET_TEXTS}, not {det_text!r}")
+        self.det_text = det_text
+        self.det_sampler = self.sampler if det_text == "mixed" else TextSampler(self.res, latin_only=True)
 
     def rng(self, kind, split, idx):
         return np.random.default_rng([self.seed, _KIND_ID[kind], _SPLIT_ID[split], idx])
@@ -178,7 +184,7 @@ class Generator:
         blurs, or (None, None) after 10 tries; `face` is kept if it can draw the text."""
         rng, k, W, margin = page.rng, self.k, page.W, page.margin
         for _ in range(10):
-            text, f = self.sampler.sample(rng, page.split, self.font_for, max_len=36)
+            text, f = self.det_sampler.sample(rng, page.split, self.font_for, max_len=36)
             if face is not None and face.covers(text) and not (face.caps_only and text != text.upper()):
                 f = face
             top = 1.6 * k.det_min_size if rng.random() < k.p_det_small else page.max_size

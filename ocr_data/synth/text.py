@@ -81,10 +81,17 @@ class TextSampler:
              ("web", 0.03), ("zh_words", 0.24), ("zh_random", 0.12),
              ("mixed", 0.10))
 
-    def __init__(self, res):
+    # English-only text, as in ICDAR2015's street images (--det_text latin): the Latin kinds
+    # with their weights, word phrases first
+    LATIN_KINDS = (("en_words", 0.50), ("en_code", 0.08), ("number", 0.08), ("date", 0.06),
+                   ("time", 0.04), ("price", 0.10), ("phone", 0.07), ("web", 0.07))
+
+    def __init__(self, res, latin_only=False):
         self.res = res
-        self.kinds = [k for k, _ in self.KINDS]
-        p = np.array([w for _, w in self.KINDS])
+        self.latin_only = latin_only
+        kinds = self.LATIN_KINDS if latin_only else self.KINDS
+        self.kinds = [k for k, _ in kinds]
+        p = np.array([w for _, w in kinds])
         self.p = p / p.sum()
 
     # -- helpers ----------------------------------------------------------
@@ -217,6 +224,8 @@ class TextSampler:
             if face.caps_only:
                 text = text.upper()
             if not text or len(text) > max_len or not set(text) <= self.res.allowed:
+                continue
+            if self.latin_only and any(ord(c) >= 0x2E80 for c in text):  # "2024年1月2日", "￥"
                 continue
             if (zlib.crc32(text.encode("utf-8")) % EVAL_BUCKETS == 0) != want_eval:
                 continue
