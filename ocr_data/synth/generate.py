@@ -12,7 +12,7 @@ from .degrade import (degrade, fit_degradation, needed_stroke, sample_degradatio
 from .fonts import Resources
 from .render import (Line, _apply_h, _poly_area, _quad_h, _R, _rand_color, _T, draw_line,
                      make_background)
-from .text import TextSampler
+from .text import TextSampler, has_cjk
 
 # --difficulty 1.0 (the default) is the tuned level: the FP32 PP-OCRv4 mobile
 # det/rec models land in the 0.6-0.9 band on the eval split (measured numbers
@@ -92,7 +92,6 @@ class Generator:
         self.sampler = TextSampler(self.res)
         if det_text not in DET_TEXTS:
             raise ValueError(f"det_text must be one of {DET_TEXTS}, not {det_text!r}")
-        self.det_text = det_text
         self.det_sampler = self.sampler if det_text == "mixed" else TextSampler(self.res, latin_only=True)
 
     def rng(self, kind, split, idx):
@@ -100,7 +99,7 @@ class Generator:
 
     def font_for(self, rng, text):
         """A font face that can draw `text` (hanzi always get the CJK face)."""
-        if any(ord(c) >= 0x2E80 for c in text):
+        if has_cjk(text):
             return self.res.cjk  # hanzi, full-width forms
         if rng.random() < 0.12:
             return self.res.cjk  # the CJK face has Latin glyphs too

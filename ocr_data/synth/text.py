@@ -70,6 +70,11 @@ _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
 _ZH_PUNCT = "、！？"  # not "，：。": look like ",:." and make labels ambiguous
 
 
+def has_cjk(text):
+    """True if `text` holds a hanzi or a full-width form (code points from U+2E80 on)."""
+    return any(ord(c) >= 0x2E80 for c in text)
+
+
 class TextSampler:
     """Draws transcriptions from a mix of English, numeric and Chinese kinds.
 
@@ -225,7 +230,7 @@ class TextSampler:
                 text = text.upper()
             if not text or len(text) > max_len or not set(text) <= self.res.allowed:
                 continue
-            if self.latin_only and any(ord(c) >= 0x2E80 for c in text):  # "2024年1月2日", "￥"
+            if self.latin_only and has_cjk(text):  # "2024年1月2日", "￥"
                 continue
             if (zlib.crc32(text.encode("utf-8")) % EVAL_BUCKETS == 0) != want_eval:
                 continue
