@@ -34,14 +34,17 @@ def find_distill_node(program, fetch_name):
     """The pre-activation output of the model: input of the final softmax/sigmoid.
 
     Distilling logits rather than probabilities keeps gradients useful where
-    the softmax/sigmoid saturates.
+    the softmax/sigmoid saturates. The scale op that save_inference_model puts
+    before a fetch (save_infer_model/scale_*) is looked through.
     """
     ops = program.global_block().ops
-    for op in reversed(ops):
-        if fetch_name in op.output_arg_names:
-            if op.type in FINAL_ACTIVATIONS:
-                return op.input("X")[0]
-            return fetch_name
+    producers = {name: op for op in ops for name in op.output_arg_names}
+    name, op = fetch_name, producers.get(fetch_name)
+    while op is not None and op.type == "scale":
+        name = op.input("X")[0]
+        op = producers.get(name)
+    if op is not None:
+        return op.input("X")[0] if op.type in FINAL_ACTIVATIONS else name
     for op in reversed(ops):
         if op.type in FINAL_ACTIVATIONS:
             return op.input("X")[0]
@@ -166,14 +169,19 @@ def act_hooks(keep_float, scales, moving_rate, place, choice=None):
     any training step), the best trained one, and which of the two ACT saves."""
     import paddle
     choice = {} if choice is None else choice
+    built = []
 
     def build_quant_program(original, exe, place_, config, train_info, test_info):
         for info in (train_info, test_info):
             _prepare_student(info.program, keep_float)
+        built.append(True)
         return original(exe, place_, config, train_info, test_info)
 
     def start_train(original, self, train_info, test_info, strategy, train_config):
         program = act_compat.act_program(train_info)
+        if not built:  # distillation alone (pruning's fine-tuning): no quant program was built
+            for info in (train_info, test_info):
+                _prepare_student(act_compat.act_program(info), keep_float)
         n, total = _inject_scales(program, scales, moving_rate, place)
         if scales:  # a quantizer left without its scale starts at 0.001 (see the module doc)
             act_compat.require_scales(n, total, "QAT start")
@@ -210,7 +218,21 @@ def act_hooks(keep_float, scales, moving_rate, place, choice=None):
 
 
 def act_config(config, distill_node, world, train_images=None):
-    """The ACT strategy dict: QuantAware + Distillation + TrainConfig from our config.
+    """The ACT strategy dict: QuantAware + Distillation + TrainConfig from our config (see
+    train_config for TrainConfig)."""
+    return {"QuantAware": copy.deepcopy(config["QuantAware"]), **distill_config(config, distill_node),
+            "TrainConfig": train_config(config["TrainConfig"], config, world, train_images)}
+
+
+def distill_config(config, distill_node):
+    """ACT's Distillation section on `distill_node` (the teacher: see run_act)."""
+    distill = copy.deepcopy(config["Distillation"])
+    distill["node"] = [distill_node]
+    return {"Distillation": distill}
+
+
+def train_config(section, config, world, train_images=None):
+    """ACT's TrainConfig from ours.
 
     TrainConfig.epochs (the upstream spelling) becomes train_iter = epochs x the steps in one
     pass over the `train_images` at the config's batch; a cosine schedule without T_max gets
@@ -219,10 +241,7 @@ def act_config(config, distill_node, world, train_images=None):
     count: the global batch grows with `world`, so lr scales linearly, and each
     card runs train_iter / world steps for the same number of epochs.
     """
-    quant = copy.deepcopy(config["QuantAware"])
-    distill = copy.deepcopy(config["Distillation"])
-    distill["node"] = [distill_node]
-    train = copy.deepcopy(config["TrainConfig"])
+    train = copy.deepcopy(section)
     epochs = train.pop("epochs", None)
     if not train.get("train_iter"):
         batch = config["Train"]["loader"]["batch_size_per_card"]
@@ -242,20 +261,33 @@ def act_config(config, distill_node, world, train_images=None):
             lr["T_max"] = max(1, int(lr["T_max"]) // world)
     elif lr is not None:
         train["learning_rate"] = float(lr) * world
-    return {"QuantAware": quant, "Distillation": distill, "TrainConfig": train}
+    return train
 
 
-def run_act(model_files, save_dir, strategy, reader, eval_callback, keep_float, scales, place):
+def copy_model(model_files, out_dir):
+    """model_files as out_dir/inference.pdmodel + inference.pdiparams."""
+    model_dir, model_file, params_file = model_files
+    os.makedirs(out_dir, exist_ok=True)
+    shutil.copy(os.path.join(model_dir, model_file), os.path.join(out_dir, "inference.pdmodel"))
+    shutil.copy(os.path.join(model_dir, params_file), os.path.join(out_dir, "inference.pdiparams"))
+
+
+def run_act(model_files, save_dir, strategy, reader, eval_callback, keep_float, scales, place, teacher_files=None):
     """Run ACT on a private copy of the model (ACT rewrites the .pdmodel it is given).
 
+    teacher_files: the distillation teacher when it is another model (pruning's unpruned FP32
+    model), also copied, so that no user folder is handed to ACT.
     Returns act_hooks' choice: {"calibrated", "trained": Eval metric, "kept": which was saved}."""
     from paddleslim.auto_compression import AutoCompression
-    model_dir, model_file, params_file = model_files
     work = tempfile.mkdtemp(prefix="ocrslim-model-")
     try:
-        shutil.copy(os.path.join(model_dir, model_file), os.path.join(work, "inference.pdmodel"))
-        shutil.copy(os.path.join(model_dir, params_file), os.path.join(work, "inference.pdiparams"))
-        rate = float(strategy["QuantAware"].get("moving_rate", 0.9))
+        copy_model(model_files, work)
+        if teacher_files:
+            copy_model(teacher_files, os.path.join(work, "teacher"))
+            strategy = dict(strategy, Distillation=dict(
+                strategy["Distillation"], teacher_model_dir=os.path.join(work, "teacher"),
+                teacher_model_filename="inference.pdmodel", teacher_params_filename="inference.pdiparams"))
+        rate = float((strategy.get("QuantAware") or {}).get("moving_rate", 0.9))
         with act_hooks(set(keep_float), scales, rate, place) as choice:
             ac = AutoCompression(model_dir=work, model_filename="inference.pdmodel",
                                  params_filename="inference.pdiparams", save_dir=save_dir,
