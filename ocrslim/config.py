@@ -209,6 +209,18 @@ COMPRESS_DEFAULTS = merge(DEFAULTS, {
     # run.py --analyze quant: Eval items per configuration (null: 8 det images / 256 rec crops),
     # and a second, disjoint subset to measure how stable the ranking is
     "Sensitivity": {"images": None, "stability": False},
+    # strategies prune / prune_qat and run.py --analyze prune (ocrslim/compress/prune.py); setting a
+    # target (flops_ratio or min_metric) selects a prune strategy
+    "Prune": {
+        "criterion": "geometry_median",   # how a group's channels are ranked (PaddleSlim: also l1_norm, bn_scale)
+        "ratios": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],  # the sensitivity sweep, per group
+        "skip_first": 4,       # the convs nearest the input are never pruned
+        "skip": [],            # conv weights never pruned (their groups stay whole)
+        "flops_ratio": None,   # target: share of the multiply-adds to remove (met within 0.03)
+        "min_metric": None,    # or: the largest reduction whose predicted Eval metric stays above this
+        "sensitivity": None,   # a prune_sensitivity.json from run.py --analyze prune (default: computed)
+        "finetune": {},        # TrainConfig keys for the fine-tuning after pruning, over TrainConfig's
+    },
     # optional, laid out like Eval: run.py reports FP32 and both int8 candidates on it and
     # never chooses anything by it
     "Test": None,

@@ -45,9 +45,9 @@ def parse_args(argv):
     p.add_argument("--strategy", choices=sorted(STRATEGIES),
                    help="how to compress (default: the config's sections say: a TrainConfig section "
                         "means qat, none means ptq)")
-    p.add_argument("--analyze", choices=["quant"],
-                   help="write a per-layer sensitivity table (sensitivity.csv/.json/.png) into save_dir "
-                        "instead of compressing")
+    p.add_argument("--analyze", choices=["quant", "prune"],
+                   help="write a sensitivity table into save_dir instead of compressing: quant, per layer "
+                        "(sensitivity.csv/.json/.png); prune, per conv group and ratio (prune_sensitivity.*)")
     p.add_argument("--max_drop", type=float, metavar="POINTS",
                    help="largest drop of the main metric (points, as deployed on Eval) to accept: "
                         "when missed, the most sensitive layers go back to float and the strategy runs again")
@@ -84,27 +84,30 @@ def rank_world():
 
 
 def summary(task, baseline, compressed, candidates, chosen, sizes, seconds, strategy, test=None):
-    """The step 4 table: FP32, the strategy's int8 candidates as measured during compression, and
-    the saved (kept) model as loaded back, on Eval (and Test)."""
+    """The step 4 table: FP32, the strategy's candidates as measured during compression (int8, or
+    FP32 pruned ones), and the saved (kept) model as loaded back, on Eval (and Test)."""
     key = task.main_indicator
     header = (["model", f"Eval {key}", "drop [95% CI]"] + ([f"Test {key}", "drop"] if test else [])
               + ["MB", "eval ms/img", "kept"])
     rows = []
-    named = [("FP32", baseline), *((f"int8 {k} (in training)", v) for k, v in candidates.items()),
-             ("int8 saved", compressed)]
+    from .compress.strategies import precision
+    saved = f"{precision(chosen)} saved"
+    named = [("FP32", baseline), *((f"{precision(k)} {k} (in training)", v) for k, v in candidates.items()),
+             (saved, compressed)]
     for name, res in named:
         drop = stats.paired_drop(baseline["per_item"], res["per_item"], task.name) if name != "FP32" else None
         row = [name, f"{res['metrics'][key]:.4f}", stats.format_drop(drop)]
         if test:
-            got = test["baseline" if name == "FP32" else "compressed"][key] if name in ("FP32", "int8 saved") else None
+            got = test["baseline" if name == "FP32" else "compressed"][key] if name in ("FP32", saved) else None
             row += ["" if got is None else f"{got:.4f}",
                     "" if got is None or name == "FP32" else f"{test['baseline'][key] - got:+.4f}"]
-        size = sizes["baseline"] if name == "FP32" else sizes["compressed"]
-        kept = chosen in name or (name == "int8 saved" and not candidates)
-        row += [f"{size:.2f}", f"{res['seconds'] / max(res['images'], 1) * 1000:.0f}", "yes" if kept else ""]
+        # a candidate of another precision than the saved model (prune_qat's pruned FP32 ones) has no size here
+        size = sizes["baseline"] if name == "FP32" else sizes["compressed"] if name.split()[0] == saved.split()[0] else None
+        kept = f" {chosen} " in name or (name == saved and not candidates)
+        row += ["" if size is None else f"{size:.2f}", f"{res['seconds'] / max(res['images'], 1) * 1000:.0f}", "yes" if kept else ""]
         rows.append(row)
     unit = "images" if task.name == "det" else "crops"
-    title = (f"{task.name}, strategy {strategy}: {key} (drop = FP32 - int8, paired bootstrap over "
+    title = (f"{task.name}, strategy {strategy}: {key} (drop = FP32 - compressed, paired bootstrap over "
              f"{len(baseline['per_item'])} Eval {unit}; Eval chooses, Test only reports), size on disk, "
              f"eval ms/image (static Executor); total {seconds:.0f}s")
     return table(header, rows, title=title)
@@ -154,6 +157,7 @@ class Run:
         self.progress = not args.quiet and self.rank == 0
         self.staging, self.report, self.target = None, {}, None
         self.thresholds = None  # the first calibration's, reused by later ones (strategies.run_calibration)
+        self.prune_info = self.prune_table = None  # set by the prune strategies
         if args.max_drop is not None:
             if args.max_drop < 0:
                 raise UserError(f"--max_drop is a drop in points and must be >= 0, not {args.max_drop}")
@@ -299,6 +303,10 @@ class Run:
             report["test"] = self.test
         if self.target:
             report["target"] = self.target
+        if self.prune_info:
+            report["prune"] = self.prune_info
+            from .compress import prune
+            prune.write(self.prune_table, self.staging)
         cfg.dump(self.config, os.path.join(self.staging, "config_used.yaml"))
         # what the runtimes run, for ocrslim.load_predictor and users' own predictor code; the
         # files above stay as the strategy saved them (executor eval, ONNX export)
@@ -338,31 +346,56 @@ def target_table(target, key):
 
 
 def analyze(args):
-    """run.py --analyze quant: the sensitivity table of every quantizable layer, into save_dir."""
-    from .compress import sensitivity
+    """run.py --analyze quant|prune: a sensitivity table into save_dir (no model is written).
+
+    quant: every quantizable layer alone and all but it (compress/sensitivity.py); prune: every
+    conv group by each pruning ratio (compress/prune.py)."""
+    from .compress import prune, sensitivity
     from .compress.strategies import check_calibration
     start = time.time()
     config = load_config(args)
     task_cls, _ = prepare(config)
     act_compat.check()
-    check_calibration(config)
     model_files = mdl.model_files(config["Global"])
     check_save_dir(args.save_dir, [model_files[0]], args.overwrite)
-    log.info("sensitivity of %s: every quantizable layer alone and all but it, on %d Eval items%s",
-             model_files[0], sensitivity.subset_size(config, task_cls),
-             " (and a second subset for stability)" if config["Sensitivity"]["stability"] else "")
-    result = sensitivity.analyze(config, task_cls, model_files, progress=not args.quiet)
+    n = sensitivity.subset_size(config, task_cls)
+    if args.analyze == "quant":
+        check_calibration(config)
+        log.info("sensitivity of %s: every quantizable layer alone and all but it, on %d Eval items%s",
+                 model_files[0], n, " (and a second subset for stability)" if config["Sensitivity"]["stability"] else "")
+        result = sensitivity.analyze(config, task_cls, model_files, progress=not args.quiet)
+        write, text, files = sensitivity.write, sensitivity_table(result), "sensitivity.csv, .json, .png"
+    else:
+        prune.settings(config)
+        log.info("pruning sensitivity of %s: every conv group alone by each of Prune.ratios, on %d Eval items",
+                 model_files[0], n)
+        result = prune.analyze(config, task_cls, model_files, progress=not args.quiet)
+        write, text, files = prune.write, prune_sensitivity_table(result), "prune_sensitivity.csv, .json, .png"
     staging = staging_dir(args.save_dir)
     try:
-        sensitivity.write(result, staging)
+        write(result, staging)
         cfg.dump(config, os.path.join(staging, "config_used.yaml"))
         publish(staging, args.save_dir)
     finally:
         if os.path.isdir(staging):
             shutil.rmtree(staging, ignore_errors=True)
-    print(sensitivity_table(result))
-    log.info("wrote %s (sensitivity.csv, .json, .png) in %.0fs", args.save_dir, time.time() - start)
+    print(text)
+    log.info("wrote %s (%s) in %.0fs", args.save_dir, files, time.time() - start)
     return result
+
+
+def prune_sensitivity_table(result):
+    """A row per group, most sensitive first: output error at each ratio, FLOPs share, or why skipped."""
+    from .compress.prune import summary_rows
+    ratios = result["ratios"]
+    rows = [[r["group"], r["convs"], "" if r["flops_share"] is None else f"{r['flops_share']:.1%}",
+             *[f"{r['errors'][x]:.1e}" if x in r["errors"] else "" for x in ratios], r["skip"] or ""]
+            for r in summary_rows(result)]
+    title = (f"{result['model_type']} pruning sensitivity ({result['criterion']}): output error vs FP32 with "
+             f"each group pruned alone, on {result['subset']['size']} Eval items (FP32 {result['main_indicator']} "
+             f"{result['fp32']:.4f}); FLOPs share removed at ratio {max(ratios)}; {result['seconds']:.0f}s")
+    return table(["group (master conv)", "convs", "FLOPs", *[f"r={x:g}" for x in ratios], "not swept"], rows,
+                 title=title)
 
 
 def sensitivity_table(result, top=12):

@@ -38,6 +38,10 @@ SIGNATURES = (
      ("self", "executor", "model_dir", "scope", "model_filename", "params_filename", "data_loader", "batch_nums",
       "algo", "hist_percent", "quantizable_op_type", "weight_quantize_type", "onnx_format", "skip_tensor_list",
       "scale_dict")),
+    ("paddleslim.prune", "Pruner.prune",
+     ("self", "program", "scope", "params", "ratios", "place", "only_graph", "param_backup")),
+    ("paddleslim.prune.collections", "StaticPruningCollections.__init__", ("self", "params", "graph")),
+    ("paddleslim.prune.prune_worker", "PruneWorker._visit_and_search", ("self", "var", "axis", "transforms")),
 )
 # ACT's config sections whose __init__ parameters are the keys a config may use
 ACT_SECTIONS = ("QuantAware", "Distillation", "TrainConfig")
@@ -159,3 +163,82 @@ def histogram_sampler(histogram):
         yield
     finally:
         cls._sample_histogram = original
+
+
+# ---- channel pruning: PaddleSlim 2.6's Pruner, and the one gap it has on PP-OCRv4 det ----------------
+
+@contextlib.contextmanager
+def _quiet_pruner():
+    """The Pruner logs every leaf it skips and every depthwise group it changes, at each call."""
+    import logging
+    names = ("paddleslim.prune.pruner", "paddleslim.prune.collections", "paddleslim.prune.prune_worker",
+             "paddleslim.core.graph_wrapper")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _concat_worker():
+    """A prune worker for concat, which PaddleSlim 2.6 lacks: without it every group reaching the DB
+    neck's concat (the four 3x3 convs before it, about half of det's multiply-adds) is dropped with
+    'Unsupported operator named concat' and silently left unpruned.
+
+    An input's pruned channels are its slice of the output: index i of input k is channel
+    offset_k + i of the output, which is what the Pruner's src/target transform expresses. The walk
+    below the concat gets a visited table of its own: the Pruner shares one table between groups,
+    and the first group to reach the concat would otherwise mark the conv after it as done, so the
+    next group through another input left that conv's input channels unpruned (its program still
+    ran, on mismatched channels: the executor does not check them)."""
+    from paddleslim.prune.prune_worker import PruneWorker, UnsupportOpError
+
+    class concat(PruneWorker):  # the registry keys workers by class name: the op type
+        def _prune(self, var, pruned_axis, transforms):
+            inputs, out = self.op.inputs("X"), self.op.outputs("Out")[0]
+            axis = self.op.attr("axis")
+            axis = axis + len(out.shape()) if axis < 0 else axis
+            names = [v.name() for v in inputs]
+            if var.name() not in names or pruned_axis != axis:
+                raise UnsupportOpError("concat: only an input's channels along the concat axis can be pruned")
+            k = names.index(var.name())
+            start, width = int(sum(v.shape()[axis] for v in inputs[:k])), int(var.shape()[axis])
+            slice_of_out = {"src_start": 0, "src_end": width, "target_start": start, "target_end": start + width,
+                            "target_len": int(out.shape()[axis])}
+            self.visited = {}
+            self._visit_and_search(out, pruned_axis, transforms + [slice_of_out])
+    return concat
+
+
+def _register_prune_workers():
+    from paddleslim.prune.prune_worker import PRUNE_WORKER
+    if PRUNE_WORKER.get("concat") is None:
+        PRUNE_WORKER.register(_concat_worker())
+
+
+def pruning_groups(program, weights):
+    """[(master weight, [(weight, axis), ...])]: for each conv weight in `weights`, what PaddleSlim's
+    Pruner prunes with its output channels (BN, the depthwise conv after it, the next convs'
+    inputs, an SE block, the other branches of an add). A weight already in an earlier group
+    starts none of its own."""
+    _register_prune_workers()
+    from paddleslim.core import GraphWrapper
+    from paddleslim.prune.collections import StaticPruningCollections
+    with _quiet_pruner():
+        found = StaticPruningCollections(list(weights), GraphWrapper(program))
+    return [(c.master["name"], [(d.name, d.axis) for d in c.all_pruning_details()]) for c in found]
+
+
+def prune_program(program, scope, ratios, criterion, place, only_graph=False):
+    """(pruned clone of program, {weight: value before}): PaddleSlim's Pruner with {master weight:
+    ratio}; the weights in scope are cut in place unless only_graph (then only shapes change)."""
+    _register_prune_workers()
+    from paddleslim.prune import Pruner
+    with _quiet_pruner():
+        pruned, backup, _ = Pruner(criterion).prune(program, scope, list(ratios), list(ratios.values()), place,
+                                                    only_graph=only_graph, param_backup=not only_graph)
+    return pruned, backup or {}

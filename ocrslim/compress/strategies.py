@@ -15,8 +15,12 @@ ptq); `run.py --strategy NAME` overrides that.
 """
 import functools
 import logging
+import os
+import shutil
+import tempfile
 import time
 
+from .. import config as cfg
 from .. import model as mdl
 from ..data import build_samples, calibration_batches, config_train_reader
 from ..errors import UserError
@@ -28,7 +32,6 @@ log = logging.getLogger("ocrslim")
 
 def check_calibration(config):
     """Calibration keys and the Train images it reads, checked before any work."""
-    from .. import config as cfg
     cfg.require(config, "Train.dataset.data_dir", "Train.dataset.label_file_list", "Train.dataset.transforms")
     calib = config["Calibration"]
     if calib["algo"] not in calibrate.ALGOS:
@@ -70,7 +73,7 @@ def act_eval(exe, program, feed_names, fetch_targets, samples, task, batch_size,
     if rank != 0:
         return -1.0
     predict = mdl.predictor(exe, program, feed_names, fetch_targets)
-    result = evaluate(predict, samples, task, batch_size, desc="eval (int8 in training)", progress=progress)
+    result = evaluate(predict, samples, task, batch_size, desc="eval (in training)", progress=progress)
     if history is not None:
         history.append(result)
     return float(result["metrics"][task.main_indicator])
@@ -84,7 +87,6 @@ class Qat:
 
     def check(self, config):
         """Unknown ACT keys fail here, not minutes later inside ACT."""
-        from .. import config as cfg
         for section in act_compat.ACT_SECTIONS:
             allowed = act_compat.section_keys(section)
             unknown = set(config[section]) - allowed
@@ -179,13 +181,188 @@ class Ptq:
         return {}, "calibrated", "post-training quantization: the calibrated model, no training step"
 
 
-STRATEGIES = {"qat": Qat, "ptq": Ptq}
+def check_prune(config):
+    """What the prune strategies read, checked before any work."""
+    from . import prune
+    s = prune.settings(config)
+    if s["flops_ratio"] is None and s["min_metric"] is None:
+        raise UserError("pruning needs a target: set Prune.flops_ratio (share of the multiply-adds to remove) "
+                        "or Prune.min_metric (the lowest predicted Eval metric to accept)")
+    if config["Prune"]["sensitivity"] and not os.path.isfile(config["Prune"]["sensitivity"]):
+        raise UserError(f"Prune.sensitivity {config['Prune']['sensitivity']}: no such file (write one with "
+                        "run.py --analyze prune)")
+    cfg.require(config, "Train.dataset.data_dir", "Train.dataset.label_file_list", "Train.dataset.transforms")
+    train = cfg.merge(config["TrainConfig"] or {}, config["Prune"]["finetune"] or {})
+    if not train.get("train_iter") and not train.get("epochs"):
+        raise UserError("pruning fine-tunes: set TrainConfig.train_iter (or Prune.finetune.train_iter)")
+    for section, keys in (("Distillation", config["Distillation"] or {}), ("TrainConfig", train)):
+        unknown = set(keys) - act_compat.section_keys(section)
+        if unknown:
+            raise UserError(f"unknown key {section}.{sorted(unknown)[0]}; {section} takes: "
+                            f"{', '.join(sorted(act_compat.section_keys(section)))}")
+
+
+def prune_table(run):
+    """The pruning sensitivity table: Prune.sensitivity, or computed now (run.py --analyze prune)."""
+    import json
+    from . import prune
+    path = run.config["Prune"]["sensitivity"]
+    if path:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    log.info("ranking the groups for pruning (run.py --analyze prune, on demand)")
+    return prune.analyze(run.config, run.task_cls, run.model_files, run.progress)
+
+
+def prune_and_finetune(run, out_dir):
+    """Prune run's FP32 model to the config's target and fine-tune it with distillation from the
+    unpruned model into out_dir. Sets run.prune_info; returns the candidates (Eval results of the
+    pruned model before any step and of the best fine-tuned one, and which ACT saved)."""
+    import paddle
+    from ..deploy.paddle_graph import static_mode
+    from . import prune
+    config, s = run.config, prune.settings(run.config)
+    table = prune_table(run)
+    place = mdl.place(config["Global"]["devices"])
+    pruned_dir = tempfile.mkdtemp(prefix="ocrslim-pruned-")
+    try:
+        with static_mode():
+            graph = prune.load(run.model_files)
+            spatial = prune.spatial_sizes(graph, paddle.static.Executor(place), table["input_shape"])
+            chosen = prune.choose(table, graph, spatial, s, run.fp32["metrics"][run.task_cls.main_indicator], place)
+            before = prune.cost(graph.program, spatial)
+            program, _ = prune.prune(graph, chosen["ratios"], s["criterion"], place)
+            graph.adopt(program)
+            graph.write(pruned_dir)
+        run.prune_info = dict(chosen, criterion=s["criterion"], input_shape=table["input_shape"],
+                              cost={"baseline": before, "pruned": prune.cost(program, spatial)})
+        run.prune_table = table
+        log.info("pruned %d groups: %.1f%% of the multiply-adds removed (predicted %s %.4f); fine-tuning",
+                 len(chosen["ratios"]), 100 * chosen["flops_removed"], run.task_cls.main_indicator,
+                 chosen["predicted_metric"])
+        return finetune(run, (pruned_dir, "inference.pdmodel", "inference.pdiparams"), out_dir, place)
+    finally:
+        shutil.rmtree(pruned_dir, ignore_errors=True)
+
+
+def finetune(run, pruned_files, out_dir, place):
+    """ACT distillation alone: the pruned model learns the unpruned FP32 model's logits."""
+    import paddle
+    config = run.config
+    _, program, feeds, fetches = mdl.load(dict(config["Global"], model_dir=pruned_files[0],
+                                               model_filename=pruned_files[1], params_filename=pruned_files[2]))
+    node = (config["Distillation"].get("node") or [None])[0] or qat.find_distill_node(program, fetches[0].name)
+    train = cfg.merge(config["TrainConfig"] or {}, config["Prune"]["finetune"] or {})
+    strategy = {**qat.distill_config(config, node),
+                "TrainConfig": qat.train_config(train, config, run.world,
+                                                len(build_samples(config["Train"], run.task_cls.name)))}
+    reader = config_train_reader(config, run.task_cls.name, feeds[0], run.rank, run.world)
+    paddle.enable_static()
+    history = []
+    callback = functools.partial(act_eval, samples=run.samples, task=run.task_cls(config),
+                                 batch_size=config["Eval"]["loader"]["batch_size_per_card"],
+                                 rank=run.rank, progress=run.progress, history=history)
+    choice = qat.run_act(pruned_files, out_dir, strategy, reader, callback, [], {}, place,
+                         teacher_files=run.model_files)
+    if run.rank != 0 or not history:
+        return {}
+    key = run.task_cls.main_indicator
+    tuned = max(history[1:], key=lambda r: r["metrics"][key]) if len(history) > 1 else None
+    return {"pruned": history[0], "fine-tuned": tuned,
+            "kept": "pruned" if choice.get("kept") == "calibrated" else "fine-tuned"}
+
+
+class Prune:
+    name = "prune"
+    summary = "channel pruning by sensitivity, then fine-tuning with distillation from the FP32 model"
+    labels = {"fine-tuned": "ocrslim: pruned + fine-tuned (distillation)",
+              "pruned": "ocrslim: pruned, not fine-tuned (fine-tuning was worse on Eval)"}
+
+    def check(self, config):
+        check_prune(config)
+
+    def settings(self, config):
+        return {"Prune": config["Prune"], "Distillation": config["Distillation"],
+                "TrainConfig": cfg.merge(config["TrainConfig"] or {}, config["Prune"]["finetune"] or {})}
+
+    def compress(self, run):
+        return prune_and_finetune(run, run.staging)
+
+    def choose(self, task_cls, candidates, saved):
+        """Do no harm, as for qat: the fine-tuned model unless it is worse on Eval than the pruned one."""
+        if not candidates:
+            return ({"fine-tuned": saved}, "fine-tuned",
+                    "no Eval ran during fine-tuning (TrainConfig.eval_iter): the fine-tuned model is kept")
+        key = task_cls.main_indicator
+        tuned = candidates["fine-tuned"] or saved
+        candidates = {"pruned": candidates["pruned"], "fine-tuned": tuned}
+        before, after = candidates["pruned"]["metrics"][key], tuned["metrics"][key]
+        if not qat.keeps_calibration(before, after):
+            return candidates, "fine-tuned", f"fine-tuning kept or raised the Eval {key} ({before:.4f} -> {after:.4f})"
+        return candidates, "pruned", (f"fine-tuning lowered the Eval {key} from {before:.4f} to {after:.4f}, so the "
+                                      "pruned model is kept: raise Prune.finetune.train_iter or lower its learning rate")
+
+
+class PruneQat:
+    name = "prune_qat"
+    summary = "channel pruning and fine-tuning (prune), then calibration and QAT on the pruned model (qat)"
+    labels = {"trained": "ocrslim: pruned + ACT QAT + distillation",
+              "calibrated": "ocrslim: pruned + calibrated scales only (QAT was worse on Eval)"}
+
+    def check(self, config):
+        check_prune(config)
+        Qat().check(config)
+
+    def settings(self, config):
+        return {**Prune().settings(config), **Qat().settings(config)}
+
+    def compress(self, run):
+        """Prune and fine-tune into a private folder, then run qat on that model; run's model and
+        config are the FP32 ones again afterwards (steps 3-5 compare against them)."""
+        tuned_dir = tempfile.mkdtemp(prefix="ocrslim-pruned-tuned-")
+        original = run.model_files, run.config, run.thresholds
+        try:
+            pre = prune_and_finetune(run, tuned_dir)
+            run.model_files = (tuned_dir, "inference.pdmodel", "inference.pdiparams")
+            run.config = cfg.merge(run.config, {"Global": {"model_dir": tuned_dir, "model_filename": "inference.pdmodel",
+                                                           "params_filename": "inference.pdiparams"}})
+            run.thresholds = None
+            post = Qat().compress(run)
+        finally:
+            run.model_files, run.config, run.thresholds = original
+            shutil.rmtree(tuned_dir, ignore_errors=True)
+        if not post:
+            return {}
+        self.pruning = {k: pre[k] for k in ("pruned", "fine-tuned") if pre.get(k)}
+        return post
+
+    def choose(self, task_cls, candidates, saved):
+        candidates, chosen, why = Qat().choose(task_cls, candidates, saved)
+        return {**getattr(self, "pruning", {}), **candidates}, chosen, why
+
+
+# what prune_and_finetune's candidates are: FP32 models; every other candidate is int8
+PRUNED_CANDIDATES = ("pruned", "fine-tuned")
+
+
+def precision(candidate):
+    return "FP32" if candidate in PRUNED_CANDIDATES else "int8"
+
+
+STRATEGIES = {"qat": Qat, "ptq": Ptq, "prune": Prune, "prune_qat": PruneQat}
 
 
 def get_strategy(config, name=None):
-    """The strategy `name`, or the one the config's sections select (TrainConfig: qat; none: ptq)."""
+    """The strategy `name`, or the one the config's sections select: a pruning target (Prune.flops_ratio
+    or min_metric) means prune, or prune_qat with a QuantAware section; else TrainConfig means qat
+    and none ptq."""
     if name is None:
-        name = "qat" if config.get("TrainConfig") else "ptq"
+        pruning = (config.get("Prune") or {}).get("flops_ratio") is not None or \
+            (config.get("Prune") or {}).get("min_metric") is not None
+        if pruning:
+            name = "prune_qat" if config.get("QuantAware") else "prune"
+        else:
+            name = "qat" if config.get("TrainConfig") else "ptq"
     if name not in STRATEGIES:
         raise UserError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}")
     return STRATEGIES[name]()

@@ -189,6 +189,19 @@ class PaddleGraph:
                     op._rename_input(name, mapping[name])
         self.changed()
 
+    def swap_xy(self, op):
+        """Exchange a binary op's X and Y inputs (for ops where the order does not matter)."""
+        x, y = op.input("X"), op.input("Y")
+        op.desc.set_input("X", y)
+        op.desc.set_input("Y", x)
+        self.changed()
+
+    def adopt(self, program):
+        """Take another program over this graph's weights (the pruner returns a pruned clone)."""
+        self.program, self.block = program, program.global_block()
+        self.fetches = [self.block.var(v.name) for v in self.fetches]
+        self.changed()
+
     def set_attr(self, op, name, value):
         op._set_attr(name, value)
 
@@ -208,3 +221,11 @@ class PaddleGraph:
             program = paddle.static.serialize_program(feeds, self.fetches, program=self.program)
             params = paddle.static.serialize_persistables(feeds, self.fetches, self.exe, program=self.program)
         return program, params
+
+    def write(self, out_dir):
+        """This graph with its weights as out_dir/inference.pdmodel + inference.pdiparams."""
+        import os
+        os.makedirs(out_dir, exist_ok=True)
+        for name, data in zip(("inference.pdmodel", "inference.pdiparams"), self.serialize()):
+            with open(os.path.join(out_dir, name), "wb") as f:
+                f.write(data)
