@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from ocrslim import distributed
+from ocrslim.compress import act_compat, qat
 from ocrslim.distributed import card, parse_devices, plan, rank_world
 from ocrslim.errors import UserError, run_cli
 from ocrslim.run_cli import main, parse_args
@@ -135,6 +136,50 @@ def test_devices_flag_takes_a_card_and_bad_values_fail_in_one_line(tmp_path):
     assert "\n" not in str(err.value) and not (tmp_path / "out").exists()
 
 
+def test_act_decides_fleet_and_place_from_our_plan():
+    """act_hooks replaces ACT's _prepare_envs (visible GPUs > 1 means fleet) with our decision and place."""
+    import paddle
+    import paddleslim.auto_compression.compressor as act
+    original = act.AutoCompression._prepare_envs
+    for fleet in (False, True):
+        with qat.act_hooks(set(), {}, 0.9, paddle.CPUPlace(), fleet=fleet):
+            exe, place, got = act.AutoCompression._prepare_envs(None)
+        assert isinstance(exe, paddle.static.Executor) and isinstance(place, paddle.CPUPlace) and got is fleet
+    assert act.AutoCompression._prepare_envs is original
+    assert ("paddleslim.auto_compression.compressor", "AutoCompression._prepare_envs", ("self",)) in act_compat.SIGNATURES
+
+
+def test_a_changed_act_source_line_is_refused_at_start_up():
+    module = "paddleslim.auto_compression.compressor"
+    with pytest.raises(UserError, match="AutoCompression.__init__ no longer holds 'self.fleet = True'"):
+        act_compat.check((), ((module, "AutoCompression.__init__", "self.fleet = True"),))
+
+
+def test_rank1_act_hook_writes_no_snapshot(tmp_path):
+    """On rank 1, step 0's calibrated snapshot is not written (only rank 0 evaluates and saves);
+    scales are still injected and ACT's own training still runs."""
+    import paddle
+    import paddleslim.auto_compression.compressor as act
+    calls = []
+
+    class FakeACT:
+        tmp_dir = str(tmp_path)
+        _exe = None
+
+        def eval_function(self, *args):
+            return -1.0  # strategies.act_eval on rank != 0
+
+    info = type("Info", (), {"program": paddle.static.Program(), "feed_target_names": [], "fetch_targets": []})()
+    original = act.AutoCompression._start_train
+    act.AutoCompression._start_train = lambda self, *args: calls.append(args) or args[1]
+    try:
+        with qat.act_hooks(set(), {}, 0.9, paddle.CPUPlace(), rank=1) as choice:
+            act.AutoCompression._start_train(FakeACT(), info, info, {}, None)
+    finally:
+        act.AutoCompression._start_train = original
+    assert len(calls) == 1 and choice == {} and os.listdir(tmp_path) == []
+
+
 def test_nonzero_rank_of_a_gpu_launch_writes_nothing(tiny_data, tmp_path, monkeypatch):
     """Rank 1 of `launch --gpus 0,1` (its environment, a faked second GPU, the model on the CPU):
     fleet on, card 1, and ACT's save_dir a private throwaway folder outside save_dir's parent,
@@ -177,3 +222,24 @@ def test_check_fleet_names_the_protobuf_fix():
     else:
         distributed.check_fleet()
 
+
+PROBE = """
+import paddle
+from paddle.distributed import fleet
+paddle.enable_static()
+for collective in (False, True):
+    fleet.init(is_collective=True) if collective else fleet.init()
+    role = fleet.fleet._role_maker
+    print(collective, role._is_non_distributed(), role._worker_num())
+"""
+
+
+def test_upstream_fleet_init_change_would_lose_the_second_worker():
+    """Why act_compat keeps ACT 2.6's fleet.init(is_collective=True) (PaddleSlim#1848 made it
+    fleet.init()): under launch's environment for 2 processes, fleet.init() makes a
+    non-distributed world of 1 worker (no all-reduce would be inserted), the collective role 2."""
+    env = {**os.environ, **LAUNCH_RANK1, "PADDLE_TRAINER_ID": "0", "PADDLE_CURRENT_ENDPOINT": "10.0.0.1:6170",
+           "FLAGS_selected_gpus": "0", "GLOG_minloglevel": "2"}
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in out.stdout.splitlines() if line.startswith(("False ", "True "))]
+    assert lines == ["False True 1", "True False 2"], out.stdout + out.stderr
