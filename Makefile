@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DATA := ocr_data/demo
 
-.PHONY: setup data demo bench test test-fast clean icdar2015 real
+.PHONY: setup data demo bench test test-fast clean icdar2015 real gpu-check
 
 setup: $(VENV)/.installed
 
@@ -70,6 +70,13 @@ test: setup
 # the edit loop: every test but the ACT runs and what needs their models (under 2 min)
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" tests
+
+# On a machine with an NVIDIA GPU (never run by this project: it has no GPU): its own venv
+# .venv-gpu with paddlepaddle-gpu, then tiny det/rec compression, eval, bench (TensorRT) and
+# launch --gpus 0, each time-limited, 8 min in all on one GPU (plus the one-time install);
+# output/gpu_check/summary.json. Without a GPU it prints "no GPU" and does nothing.
+gpu-check:
+	$(PYTHON) -m ocrslim.gpu_check
 
 clean:
 	rm -rf output $(DEMO_DATA)

@@ -16,7 +16,7 @@ import logging
 
 from . import config as cfg
 from . import model as mdl
-from . import cpu, stats
+from . import cpu, distributed, stats
 from .deploy import backends
 from .data import build_samples
 from .deploy.e2e import run_e2e
@@ -37,7 +37,7 @@ def parse_args(argv):
     p.add_argument("-o", "--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="config overrides, e.g. -o Eval.loader.batch_size_per_card=8")
     p.add_argument("--json", help="write the results to this JSON file")
-    p.add_argument("--devices", choices=["cpu", "gpu"], help="overrides Global.devices")
+    p.add_argument("--devices", metavar="cpu|gpu|gpu:N", help="overrides Global.devices (gpu: card 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     e2e = p.add_argument_group("end-to-end (det + rec) evaluation")
     e2e.add_argument("--e2e", action="store_true", help="evaluate det -c CONFIG and rec --rec_config together")
@@ -61,6 +61,8 @@ def parse_args(argv):
         raise UserError(f"{', '.join(e2e_only)} only apply to end-to-end evaluation: add --e2e")
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
+    if args.devices:
+        distributed.parse_devices(args.devices)
     return args
 
 

@@ -3,6 +3,7 @@ import glob
 import logging
 import os
 
+from . import distributed
 from .config import resolve_path
 from .errors import UserError
 
@@ -33,20 +34,18 @@ def model_size_mb(model_dir, model_file="inference.pdmodel", params_file="infere
 
 
 def place(devices):
-    """The paddle place for 'cpu' or 'gpu', also set as paddle's global device
-    (ACT builds its executor from paddle.get_device(), not from our place)."""
+    """The paddle place for 'cpu', 'gpu' or 'gpu:N', also set as paddle's global device
+    (what Paddle's helpers default to; ACT's executor gets this place through qat.act_hooks)."""
     import paddle
-    if devices == "gpu":
-        if not paddle.is_compiled_with_cuda():
-            raise UserError("--devices gpu needs paddlepaddle-gpu (see README); this paddle is CPU-only")
-        # under paddle.distributed.launch each process sees its own card as FLAGS_selected_gpus
-        gpu = int(os.environ.get("FLAGS_selected_gpus", "0").split(",")[0])
-        paddle.set_device(f"gpu:{gpu}")
-        return paddle.CUDAPlace(gpu)
-    if devices != "cpu":
-        raise UserError(f"unknown device {devices!r}: use cpu or gpu")
-    paddle.set_device("cpu")
-    return paddle.CPUPlace()
+    gpu = distributed.card(devices)  # one-line error for anything but cpu, gpu, gpu:N
+    if gpu is None:
+        paddle.set_device("cpu")
+        return paddle.CPUPlace()
+    if not paddle.is_compiled_with_cuda():
+        raise UserError(f"--devices {devices} needs paddlepaddle-gpu (see README); this paddle is CPU-only")
+    # gpu:N, or under paddle.distributed.launch the card it gave this process (FLAGS_selected_gpus)
+    paddle.set_device(f"gpu:{gpu}")
+    return paddle.CUDAPlace(gpu)
 
 
 def load(global_cfg):

@@ -21,9 +21,10 @@ import tempfile
 import time
 
 from . import config as cfg
-from . import cpu, stats
+from . import cpu, distributed, stats
 from .compress import act_compat
 from .compress.strategies import STRATEGIES, get_strategy
+from .distributed import rank_world
 from .deploy import backends
 from . import model as mdl
 from .errors import StepFailed, UserError
@@ -56,7 +57,9 @@ def parse_args(argv):
     p.add_argument("--sensitivity", metavar="JSON",
                    help="with --max_drop: a sensitivity.json from --analyze quant (default: computed when needed)")
     p.add_argument("--model_dir", help="inference model folder; overrides Global.model_dir")
-    p.add_argument("--devices", choices=["cpu", "gpu"], help="overrides Global.devices")
+    p.add_argument("--devices", metavar="cpu|gpu|gpu:N",
+                   help="overrides Global.devices; gpu:N pins one process to card N (gpu: card 0; under "
+                        "paddle.distributed.launch each process takes the card launch gives it)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty save_dir")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no_bench", action="store_true",
@@ -76,11 +79,6 @@ def load_config(args):
                                     "loader": config["Eval"]["loader"]}, config["Test"])
         cfg.require(config, "Test.dataset.data_dir", "Test.dataset.label_file_list")
     return config
-
-
-def rank_world():
-    """Rank and card count from paddle.distributed.launch's environment."""
-    return int(os.environ.get("PADDLE_TRAINER_ID", 0)), int(os.environ.get("PADDLE_TRAINERS_NUM", 1))
 
 
 def summary(task, baseline, compressed, candidates, chosen, sizes, seconds, strategy, test=None):
@@ -148,6 +146,12 @@ class Run:
         self.args, self.start, self.times = args, time.time(), {}
         self.config = load_config(args)
         self.rank, self.world = rank_world()
+        # fleet from the launch world, not from how many GPUs are visible (ACT's own rule);
+        # several processes on CPU are refused here, before any work
+        devices = self.config["Global"]["devices"]
+        self.device = distributed.plan(self.world, 0 if devices == "cpu" else distributed.visible_gpus(), devices)
+        if self.device["fleet"]:
+            distributed.check_fleet()
         self.task_cls, self.samples = prepare(self.config)
         self.strategy = get_strategy(self.config, args.strategy)
         act_compat.check()
@@ -166,8 +170,9 @@ class Run:
                                 "paddle.distributed.launch")
         if args.sensitivity and not os.path.isfile(args.sensitivity):
             raise UserError(f"--sensitivity {args.sensitivity}: no such file (write one with run.py --analyze quant)")
-        log.info("config %s, model %s, strategy %s, %d card(s)", args.config, self.model_files[0],
-                 self.strategy.name, self.world)
+        log.info("config %s, model %s, strategy %s, device %s, %d process(es), fleet %s", args.config,
+                 self.model_files[0], self.strategy.name, devices if self.device["card"] is None
+                 else f"gpu:{self.device['card']}", self.world, "on" if self.device["fleet"] else "off")
 
     def _step(self, key, number, text, fn):
         log.info("[%d/5] %s", number, text)
@@ -354,6 +359,9 @@ def analyze(args):
     from .compress.strategies import check_calibration
     start = time.time()
     config = load_config(args)
+    if rank_world()[1] > 1:  # every process would write the same table into save_dir
+        raise UserError("--analyze quant measures on one process: run it without paddle.distributed.launch")
+    distributed.card(config["Global"]["devices"])  # a bad device fails here, before any work
     task_cls, _ = prepare(config)
     act_compat.check()
     model_files = mdl.model_files(config["Global"])

@@ -132,29 +132,6 @@ def test_every_compression_config_has_valid_act_keys():
             assert config["Train"]["dataset"]["label_file_list"][0].split("/")[-2] == config["Global"]["model_type"], path
 
 
-def test_nonzero_rank_trains_but_writes_nothing(tiny_data, tmp_path, monkeypatch):
-    # Under paddle.distributed.launch, ranks other than 0 run ACT in a private
-    # throwaway folder (ACT makes a temp dir inside save_dir on every rank) and
-    # never save, evaluate or report. Step 2 is replaced by one that writes into the
-    # folder it is given, as ACT does, so this needs no third ACT run: what is tested
-    # is where run.py lets a rank write, and what it does after step 2.
-    given = []
-
-    def act_like(self, run):
-        given.append(run.staging)
-        os.makedirs(os.path.join(run.staging, "act_tmp"))
-        return {}
-    monkeypatch.setattr(strategies.Qat, "compress", act_like)
-    monkeypatch.setenv("PADDLE_TRAINER_ID", "1")
-    monkeypatch.setenv("PADDLE_TRAINERS_NUM", "2")
-    save = tmp_path / "rec"
-    report = main(["-c", "configs/ppocrv4/rec_mobile.yaml", "--save_dir", str(save), "--quiet", "--no_bench", "-o",
-                   *data_overrides(tiny_data, "rec")])
-    assert report == {} and len(given) == 1 and not os.path.exists(given[0])
-    assert "ocrslim-rank1-" in given[0] and not given[0].startswith(str(tmp_path))
-    assert not save.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".rec.partial")]
-
-
 def test_uniform_histogram_counts_equal_numpys_edge_histogram():
     """hist calibration's histogram without np.sort gives numpy's own counts, edges included."""
     import numpy as np

@@ -1,8 +1,9 @@
 """Every private PaddleSlim / Paddle quantization name ocrslim uses, in one room, checked at start-up.
 
 ACT 2.6 has no option to start QAT from calibrated scales, to keep the teacher
-or chosen layers in float, or to read the thresholds PTQ found. So we wrap two
-ACT internals for the duration of one run and read one PTQ attribute. When an
+or chosen layers in float, to read the thresholds PTQ found, or to say where it
+trains (it picks fleet mode and its card itself). So we wrap three ACT internals
+for the duration of one run and read one PTQ attribute. When an
 upgrade moves any of them, `check()` fails before any work with a line that
 says which name moved, instead of a run that silently trains from scale 0.001
 (which takes PP-OCRv4 rec accuracy to 0 in a few steps).
@@ -32,6 +33,7 @@ SIGNATURES = (
     ("paddleslim.auto_compression.compressor", "AutoCompression.__init__",
      ("self", "model_dir", "train_dataloader", "model_filename", "params_filename", "save_dir", "config",
       "eval_callback", "deploy_hardware")),
+    ("paddleslim.auto_compression.compressor", "AutoCompression._prepare_envs", ("self",)),
     ("paddle.static.quantization.post_training_quantization", "PostTrainingQuantization._sample_histogram",
      ("self",)),
     ("paddle.static.quantization.post_training_quantization", "PostTrainingQuantization.__init__",
@@ -42,6 +44,12 @@ SIGNATURES = (
      ("self", "program", "scope", "params", "ratios", "place", "only_graph", "param_backup")),
     ("paddleslim.prune.collections", "StaticPruningCollections.__init__", ("self", "params", "graph")),
     ("paddleslim.prune.prune_worker", "PruneWorker._visit_and_search", ("self", "var", "axis", "transforms")),
+)
+# (module, attribute path, a line its source must still hold): what a signature cannot show
+SOURCES = (
+    # the (executor, place, fleet) that wrapped_act's prepare_envs returns
+    ("paddleslim.auto_compression.compressor", "AutoCompression.__init__",
+     "self._exe, self._places, self.fleet = self._prepare_envs()"),
 )
 # ACT's config sections whose __init__ parameters are the keys a config may use
 ACT_SECTIONS = ("QuantAware", "Distillation", "TrainConfig")
@@ -56,7 +64,7 @@ def _resolve(module, path):
     return obj
 
 
-def problems(signatures=SIGNATURES):
+def problems(signatures=SIGNATURES, sources=SOURCES):
     """What does not match this PaddleSlim/Paddle: a list of one-line descriptions."""
     out = []
     for package, want in (("paddleslim", PADDLESLIM_VERSION), ("paddlepaddle", PADDLE_VERSION)):
@@ -75,12 +83,16 @@ def problems(signatures=SIGNATURES):
         missing = [p for p in params if p not in have]
         if missing:
             out.append(f"{module}.{path} has no parameter {missing[0]!r} (it takes {', '.join(have)})")
+    for module, path, line in sources:
+        obj = _resolve(module, path)
+        if obj is None or line not in inspect.getsource(obj):
+            out.append(f"{module}.{path} no longer holds {line!r}")
     return out
 
 
-def check(signatures=SIGNATURES):
+def check(signatures=SIGNATURES, sources=SOURCES):
     """Raise a one-line UserError when a PaddleSlim/Paddle internal we rely on has moved."""
-    found = problems(signatures)
+    found = problems(signatures, sources)
     if found:
         raise UserError(f"this PaddleSlim/Paddle does not match what ocrslim wraps: {found[0]}"
                         f"{f' (and {len(found) - 1} more)' if len(found) > 1 else ''}; "
@@ -111,25 +123,41 @@ def require_scales(injected, expected, where):
                         "install the pinned versions: pip install -r requirements.txt")
 
 
-@contextlib.contextmanager
-def wrapped_act(build_quant_program, start_train):
-    """Replace ACT's build_quant_program and AutoCompression._start_train for one run.
+# ACT 2.6 calls fleet.init(is_collective=True) when its _prepare_envs says fleet. PaddleSlim#1848
+# (commit 2e947ddf, "fix ACT's bug on distributed training", not in 2.6.0) changed that call to
+# fleet.init(). It is deliberately not applied here: in Paddle 2.6's static mode fleet.init()
+# builds a parameter-server role, which under paddle.distributed.launch (no parameter servers)
+# falls back to a non-distributed world of one worker, and fleet's minimize then inserts no
+# all-reduce, so every card would train its own copy (tests/test_distributed.py shows both roles,
+# on CPU). What the change fixed upstream is not visible from 2.6; the one case 2.6 gets wrong
+# that we know of, fleet in a single process because several GPUs are visible, cannot happen
+# here: fleet follows the launch world (distributed.plan, through prepare_envs below).
 
-    Each replacement receives the original as its first argument; both are always restored."""
+
+@contextlib.contextmanager
+def wrapped_act(build_quant_program, start_train, prepare_envs):
+    """Replace ACT's build_quant_program, AutoCompression._start_train and
+    AutoCompression._prepare_envs (its executor, place and fleet decision) for one run.
+
+    Each replacement receives the original as its first argument; all are always restored."""
     import paddleslim.auto_compression.compressor as act
-    original_build, original_start = act.build_quant_program, act.AutoCompression._start_train
+    cls = act.AutoCompression
+    originals = act.build_quant_program, cls._start_train, cls._prepare_envs
 
     def build(*args):
-        return build_quant_program(original_build, *args)
+        return build_quant_program(originals[0], *args)
 
     def start(self, *args):
-        return start_train(original_start, self, *args)
+        return start_train(originals[1], self, *args)
 
-    act.build_quant_program, act.AutoCompression._start_train = build, start
+    def envs(self):
+        return prepare_envs(originals[2], self)
+
+    act.build_quant_program, cls._start_train, cls._prepare_envs = build, start, envs
     try:
         yield
     finally:
-        act.build_quant_program, act.AutoCompression._start_train = original_build, original_start
+        act.build_quant_program, cls._start_train, cls._prepare_envs = originals
 
 
 def act_program(info):

@@ -8,10 +8,11 @@ We run post-training calibration on the train images, then write the
 calibrated scales into ACT's programs just before training starts.
 
 ACT 2.6 has no option for that, nor for keeping the teacher or chosen layers
-in float, so two ACT internals are wrapped for the duration of one run
-(`act_hooks`, through act_compat): `build_quant_program` (mark ops to skip,
-freeze BN, no student dropout) and `AutoCompression._start_train` (inject
-scales, measure and keep the calibrated state).
+in float, nor for where it trains, so three ACT internals are wrapped for the
+duration of one run (`act_hooks`, through act_compat): `build_quant_program`
+(mark ops to skip, freeze BN, no student dropout), `AutoCompression._start_train`
+(inject scales, measure and keep the calibrated state) and
+`AutoCompression._prepare_envs` (fleet from the launch world, our card).
 """
 import contextlib
 import copy
@@ -162,14 +163,20 @@ def keeps_calibration(calibrated, trained):
 
 
 @contextlib.contextmanager
-def act_hooks(keep_float, scales, moving_rate, place, choice=None):
-    """Wrap the two ACT internals for one run (act_compat restores them).
+def act_hooks(keep_float, scales, moving_rate, place, choice=None, fleet=False, rank=0):
+    """Wrap the three ACT internals for one run (act_compat restores them).
 
     choice (a dict) receives the Eval metric of the calibrated-only state (step 0, before
-    any training step), the best trained one, and which of the two ACT saves."""
+    any training step), the best trained one, and which of the two ACT saves (rank 0 only).
+    fleet: whether ACT trains data-parallel (distributed.plan); place: where."""
     import paddle
     choice = {} if choice is None else choice
     built = []
+
+    def prepare_envs(_original, _self):
+        # ACT's own: fleet when more than one GPU is visible, and an executor on card 0 or
+        # launch's card (it drops the N of gpu:N); ours: fleet from the launch world, our place
+        return paddle.static.Executor(place), place, fleet
 
     def build_quant_program(original, exe, place_, config, train_info, test_info):
         for info in (train_info, test_info):
@@ -185,16 +192,21 @@ def act_hooks(keep_float, scales, moving_rate, place, choice=None):
         n, total = _inject_scales(program, scales, moving_rate, place)
         if scales:  # a quantizer left without its scale starts at 0.001 (see the module doc)
             act_compat.require_scales(n, total, "QAT start")
-        log.info("started %d of %d activation quantizers from calibrated scales", n, total)
-        # step 0, the calibrated-only model: measured with the same eval as training, and kept
-        # in ACT's own format, so that ACT saves it instead when training makes it worse
+        # step 0, the calibrated-only model (or the pruned one, before fine-tuning): measured with
+        # the same eval as training, and kept in ACT's own format, so that ACT saves it instead
+        # when training makes it worse
         test_program = act_compat.act_program(test_info)
-        log.info("set %d weight quantizer scales for the step-0 eval", _init_weight_scales(test_program, place))
+        weights = _init_weight_scales(test_program, place)
+        if built:
+            log.info("started %d of %d activation quantizers from calibrated scales; set %d weight quantizer "
+                     "scales for the step-0 eval", n, total, weights)
         calibrated = None
         if self.eval_function is not None:
             calibrated = self.eval_function(self._exe, test_info.program, test_info.feed_target_names,
                                             test_info.fetch_targets)
-            log.info("calibrated only (step 0): Eval metric %.4f", calibrated)
+            log.info("before training (step 0): Eval metric %.4f", calibrated)
+        if rank != 0:  # only rank 0 evaluates and saves (strategies.act_eval): no snapshot to keep
+            return original(self, train_info, test_info, strategy, train_config)
         tmp_dir = getattr(self, act_compat.ACT_TMP_DIR)
         snapshot = os.path.join(tmp_dir, "ocrslim_calibrated")
         paddle.static.save(program=test_program, model_path=snapshot)  # .pdparams, .pdopt, .pdmodel
@@ -213,7 +225,7 @@ def act_hooks(keep_float, scales, moving_rate, place, choice=None):
         choice.update(calibrated=calibrated, trained=trained, kept="calibrated" if keep else "trained")
         return out
 
-    with act_compat.wrapped_act(build_quant_program, start_train):
+    with act_compat.wrapped_act(build_quant_program, start_train, prepare_envs):
         yield choice
 
 
@@ -272,7 +284,8 @@ def copy_model(model_files, out_dir):
     shutil.copy(os.path.join(model_dir, params_file), os.path.join(out_dir, "inference.pdiparams"))
 
 
-def run_act(model_files, save_dir, strategy, reader, eval_callback, keep_float, scales, place, teacher_files=None):
+def run_act(model_files, save_dir, strategy, reader, eval_callback, keep_float, scales, place,
+            fleet=False, rank=0, teacher_files=None):
     """Run ACT on a private copy of the model (ACT rewrites the .pdmodel it is given).
 
     teacher_files: the distillation teacher when it is another model (pruning's unpruned FP32
@@ -288,7 +301,7 @@ def run_act(model_files, save_dir, strategy, reader, eval_callback, keep_float, 
                 strategy["Distillation"], teacher_model_dir=os.path.join(work, "teacher"),
                 teacher_model_filename="inference.pdmodel", teacher_params_filename="inference.pdiparams"))
         rate = float((strategy.get("QuantAware") or {}).get("moving_rate", 0.9))
-        with act_hooks(set(keep_float), scales, rate, place) as choice:
+        with act_hooks(set(keep_float), scales, rate, place, fleet=fleet, rank=rank) as choice:
             ac = AutoCompression(model_dir=work, model_filename="inference.pdmodel",
                                  params_filename="inference.pdiparams", save_dir=save_dir,
                                  config=copy.deepcopy(strategy), train_dataloader=reader,

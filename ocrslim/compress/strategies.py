@@ -126,7 +126,8 @@ class Qat:
                                      rank=run.rank, progress=run.progress, history=history)
         train_images = len(build_samples(config["Train"], run.task_cls.name))  # for TrainConfig.epochs
         act = qat.act_config(config, node, run.world, train_images)
-        choice = qat.run_act(run.model_files, run.staging, act, reader, callback, keep_float, scales, place)
+        choice = qat.run_act(run.model_files, run.staging, act, reader, callback, keep_float, scales, place,
+                             fleet=run.device["fleet"], rank=run.rank)
         if run.rank != 0 or not history:
             return {}
         key = run.task_cls.main_indicator
@@ -263,7 +264,7 @@ def finetune(run, pruned_files, out_dir, place):
                                  batch_size=config["Eval"]["loader"]["batch_size_per_card"],
                                  rank=run.rank, progress=run.progress, history=history)
     choice = qat.run_act(pruned_files, out_dir, strategy, reader, callback, [], {}, place,
-                         teacher_files=run.model_files)
+                         fleet=run.device["fleet"], rank=run.rank, teacher_files=run.model_files)
     if run.rank != 0 or not history:
         return {}
     key = run.task_cls.main_indicator

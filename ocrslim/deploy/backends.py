@@ -122,7 +122,7 @@ SAFE = {("det", "fp32"): "onnxruntime", ("rec", "fp32"): "onnxruntime",
 
 def choose(task, precision, devices="cpu"):
     """(backend name, reason) for `auto`."""
-    if devices == "gpu":
+    if devices != "cpu":  # gpu or gpu:N
         return "paddle", "GPU: Paddle Inference (TensorRT when built in); onnxruntime-gpu is not a dependency"
     kind = cpu.measured_kind()
     if kind is None:

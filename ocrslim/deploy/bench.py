@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import config as cfg
-from .. import cpu, stats
+from .. import cpu, distributed, stats
 from .. import model as mdl
 from . import backends, runtime
 from . import peer as peer_mod
@@ -51,7 +51,7 @@ def parse_args(argv):
                         "accuracy for the model on this CPU kind; onnxruntime: exported with paddle2onnx)")
     p.add_argument("--peer", action="store_true",
                    help="also quantize the first (FP32) model with onnxruntime quantize_static and bench it")
-    p.add_argument("--devices", choices=["cpu", "gpu"], help="overrides Global.devices")
+    p.add_argument("--devices", metavar="cpu|gpu|gpu:N", help="overrides Global.devices (gpu: card 0)")
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
                    help="TensorRT precision for FP32 models on GPU (quantized models run int8)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads per runtime (default 2)")
@@ -304,7 +304,7 @@ def bench(config, opts, progress=True):
         raise UserError("--repeat and --threads must be at least 1")
     task_cls, samples = prepare(config)
     indices = list(range(len(samples)))[: opts.max_images or None]
-    shapes = input_shapes(samples, indices) if config["Global"]["devices"] == "gpu" else None
+    shapes = input_shapes(samples, indices) if config["Global"]["devices"] != "cpu" else None  # gpu, gpu:N
     with tempfile.TemporaryDirectory(prefix="ocrslim-bench-") as work_dir:
         candidates, not_offered = build_candidates(config, opts, task_cls, work_dir, shapes)
         log.info("benchmarking %d model(s) on %d images, %d thread(s)", len(candidates), len(indices), opts.threads)
@@ -325,6 +325,7 @@ def main(argv=None):
     config = cfg.load_config(args.config, args.opt, defaults=cfg.COMPRESS_DEFAULTS)
     if args.devices:
         config["Global"]["devices"] = args.devices
+    distributed.parse_devices(config["Global"]["devices"])  # a bad value fails here, before any model loads
     model_dirs = args.model_dir or [config["Global"]["model_dir"]]
     if args.report:
         check_report_dir(args.report, [cfg.resolve_path(d) for d in model_dirs], args.overwrite)

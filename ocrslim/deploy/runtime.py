@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 
+from .. import distributed
 from ..errors import UserError
 
 log = logging.getLogger("ocrslim")
@@ -81,10 +82,6 @@ def onnx_is_quantized(onnx_path):
     return any(n.op_type in ("QuantizeLinear", "QLinearConv", "QLinearMatMul") for n in model.graph.node)
 
 
-def _gpu_id():
-    return int(os.environ.get("FLAGS_selected_gpus", "0").split(",")[0])
-
-
 def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=None, delete_passes=None):
     """Paddle Inference predictor for model files (model_dir, model_file, params_file).
 
@@ -133,11 +130,12 @@ def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=N
         if quantized:
             config.enable_mkldnn_int8(MKLDNN_INT8_OPS)
         info = {"backend": "paddle", "engine": "oneDNN", "precision": "int8" if quantized else "fp32"}
-    elif devices == "gpu":
+    else:
         import paddle
+        gpu = distributed.card(devices)  # one-line error for anything but cpu, gpu, gpu:N
         if not paddle.is_compiled_with_cuda():
-            raise UserError("--devices gpu needs paddlepaddle-gpu (see README); this paddle is CPU-only")
-        config.enable_use_gpu(256, _gpu_id())
+            raise UserError(f"--devices {devices} needs paddlepaddle-gpu (see README); this paddle is CPU-only")
+        config.enable_use_gpu(256, gpu)
         if inference.get_trt_compile_version() == (0, 0, 0):
             log.warning("this paddle has no TensorRT: running plain CUDA kernels")
             info = {"backend": "paddle", "engine": "CUDA", "precision": "fp32"}
@@ -152,8 +150,6 @@ def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=N
                 name = [outs[0] for t, outs in paddle_ops(model_path) if t == "feed"][0]
                 config.set_trt_dynamic_shape_info({name: shapes[0]}, {name: shapes[2]}, {name: shapes[1]})
             info = {"backend": "paddle", "engine": "TensorRT", "precision": mode}
-    else:
-        raise UserError(f"unknown device {devices!r}: use cpu or gpu")
     with quiet_native_output():
         predictor = inference.create_predictor(config)
     inp = predictor.get_input_handle(predictor.get_input_names()[0])
@@ -323,13 +319,15 @@ def onnx_predictor(onnx_path, devices="cpu", threads=2):
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    if devices == "gpu":
+    gpu = distributed.card(devices)
+    if gpu is not None:
         if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise UserError("--devices gpu with onnxruntime needs the onnxruntime-gpu package")
+            raise UserError(f"--devices {devices} with onnxruntime needs the onnxruntime-gpu package")
         providers = ["CUDAExecutionProvider"]
     else:
         providers = ["CPUExecutionProvider"]
-    session = ort.InferenceSession(onnx_path, options, providers=providers)
+    options_per_provider = [{"device_id": gpu}] if gpu is not None else None
+    session = ort.InferenceSession(onnx_path, options, providers=providers, provider_options=options_per_provider)
     name = session.get_inputs()[0].name
 
     def predict(images):
