@@ -33,9 +33,9 @@ DEFAULTS = {
     "Metric": {"main_indicator": None, "ignore_space": True, "filter_text": False},
 }
 
-# Free-form sections: their keys go straight to a PaddleOCR/PaddleSlim class,
-# which validates them itself.
-OPEN_SECTIONS = ("PostProcess",)
+# Free-form sections: their keys go straight to a PaddleOCR/PaddleSlim class, which validates them
+# itself (Prune.finetune: ACT's TrainConfig keys, checked by the prune strategies before any work).
+OPEN_SECTIONS = ("PostProcess", "Prune.finetune")
 
 # Keys whose value may be a number or a mapping (ACT takes a float or an LR scheduler dict).
 NUMBER_OR_DICT = {"TrainConfig.learning_rate"}
@@ -120,7 +120,7 @@ def apply_override(config, path, value):
     for i, part in enumerate(path):
         where = ".".join(path[: i + 1])
         key = _child(node, part, where)
-        open_section = i == 1 and path[0] in OPEN_SECTIONS
+        open_section = ".".join(path[:i]) in OPEN_SECTIONS
         if isinstance(node, dict) and key not in node and not open_section:
             known = ", ".join(sorted(map(str, node))) or "(none)"
             raise UserError(f"unknown config key {where!r}; known keys here: {known}")

@@ -360,7 +360,7 @@ def analyze(args):
     start = time.time()
     config = load_config(args)
     if rank_world()[1] > 1:  # every process would write the same table into save_dir
-        raise UserError("--analyze quant measures on one process: run it without paddle.distributed.launch")
+        raise UserError(f"--analyze {args.analyze} measures on one process: run it without paddle.distributed.launch")
     distributed.card(config["Global"]["devices"])  # a bad device fails here, before any work
     task_cls, _ = prepare(config)
     act_compat.check()

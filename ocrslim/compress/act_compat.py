@@ -265,8 +265,10 @@ def prune_program(program, scope, ratios, criterion, place, only_graph=False):
     """(pruned clone of program, {weight: value before}): PaddleSlim's Pruner with {master weight:
     ratio}; the weights in scope are cut in place unless only_graph (then only shapes change)."""
     _register_prune_workers()
+    import warnings
     from paddleslim.prune import Pruner
-    with _quiet_pruner():
+    with _quiet_pruner(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # np.product in its geometry_median
         pruned, backup, _ = Pruner(criterion).prune(program, scope, list(ratios), list(ratios.values()), place,
                                                     only_graph=only_graph, param_backup=not only_graph)
     return pruned, backup or {}

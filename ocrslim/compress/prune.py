@@ -83,20 +83,32 @@ def spatial_sizes(graph, exe, shape):
     return {n: list(v.shape) for n, v in zip(names, got)}
 
 
+# ops an int8 program puts between a tensor and its reader: their output has the input's shape
+QDQ_OPS = ("quantize_linear", "dequantize_linear", "fake_quantize_dequantize_moving_average_abs_max")
+
+
 def cost(program, spatial):
     """{"macs", "params"} of a program: multiply-adds of its convs and matmuls at the sizes of
-    spatial_sizes(), with channels from the program's own weights; params: every weight read."""
+    spatial_sizes(), with channels from the program's own weights; params: every weight read.
+    An int8 program of the same model counts the same (its quantize ops are looked through)."""
     block = program.global_block()
+    producers = {n: op for op in block.ops for n in op.output_arg_names}
+
+    def size(name):
+        while name not in spatial and name in producers and producers[name].type in QDQ_OPS:
+            name = producers[name].input("X")[0]
+        return spatial[name]
+
     macs = 0
     for op in block.ops:
         if op.type in ("conv2d", "depthwise_conv2d"):
-            out = spatial[op.output("Output")[0]]
+            out = size(op.output("Output")[0])
             macs += out[2] * out[3] * int(np.prod(block.var(op.input("Filter")[0]).shape))
         elif op.type == "conv2d_transpose":
-            x = spatial[op.input("Input")[0]]
+            x = size(op.input("Input")[0])
             macs += x[2] * x[3] * int(np.prod(block.var(op.input("Filter")[0]).shape))
         elif op.type in ("matmul_v2", "mul", "matmul"):
-            x, out = spatial[op.input("X")[0]], spatial[op.output("Out")[0]]
+            x, out = size(op.input("X")[0]), size(op.output("Out")[0])
             trans = op.has_attr("trans_x") and op.attr("trans_x")
             macs += int(np.prod(out)) * x[-2 if trans else -1]
     read = {n for op in block.ops if op.type != "feed" for n in op.input_arg_names}

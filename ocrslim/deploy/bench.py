@@ -76,18 +76,18 @@ class Candidate:
 
 
 def model_label(files):
-    """FP32 or int8, and what made it: our run.py leaves a report.json next to the model."""
+    """FP32 or int8, and what made it: our run.py leaves a report.json next to the model (a
+    pruned model is FP32 too, and not a baseline: speed-ups are against the unpruned one)."""
     model_dir = files[0]
-    if not runtime.paddle_is_quantized(os.path.join(model_dir, files[1])):
-        return "FP32", "baseline"
+    precision = "int8" if runtime.paddle_is_quantized(os.path.join(model_dir, files[1])) else "FP32"
     report = os.path.join(model_dir, "report.json")
     if os.path.isfile(report):
         with open(report, encoding="utf-8") as f:
             data = json.load(f)
         # run.py's strategy label; reports written before strategies existed were all qat
         strategy = data.get("strategy") or {}
-        return "int8", strategy.get("label") or OLD_LABELS.get(data.get("chosen"), "ocrslim")
-    return "int8", "quantized Paddle model"
+        return precision, strategy.get("label") or OLD_LABELS.get(data.get("chosen"), "ocrslim")
+    return precision, "baseline" if precision == "FP32" else "quantized Paddle model"
 
 
 # what run.py kept (report.json "chosen") before reports named their strategy
@@ -104,7 +104,7 @@ def build_candidates(config, opts, task_cls, work_dir, shapes):
         files = mdl.model_files(dict(g, model_dir=cfg.resolve_path(model_dir)))
         precision, strategy = model_label(files)
         short = opts.names.get(model_dir, cfg.display_path(model_dir))
-        if precision == "FP32" and first_fp32 is None:
+        if (precision, strategy) == ("FP32", "baseline") and first_fp32 is None:
             first_fp32 = (files, short)
         for backend in _unique(opts.backends, files, task_cls.name, g["devices"]):
             try:
@@ -238,7 +238,8 @@ def results(candidates, task_cls):
             "metrics": c.task.metric.result(),
             "per_item": c.task.metric.items(),  # what the drop interval resamples (stats.py)
         })
-    fp32 = [r for r in rows if r["precision"] == "fp32"]
+    # the baseline: FP32 models not made by run.py (a pruned model is FP32 too)
+    fp32 = [r for r in rows if r["strategy"] == "FP32 baseline"] or [r for r in rows if r["precision"] == "fp32"]
     fastest = min(fp32, key=lambda r: r["latency_ms"]["median"]) if fp32 else None
     base_size = next((r["size_mb"] for r in fp32 if r["backend"] == "paddle"), fp32[0]["size_mb"] if fp32 else None)
     base_metric = fastest["metrics"][task_cls.main_indicator] if fastest else None
