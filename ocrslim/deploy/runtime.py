@@ -72,6 +72,11 @@ def paddle_op_types(model_path):
     return {t for t, _ in paddle_ops(model_path)}
 
 
+def is_ocrslim_output(model_dir):
+    """A run.py save_dir: it holds report.json and deploy/ next to the model."""
+    return os.path.isfile(os.path.join(model_dir, "report.json")) and os.path.isdir(os.path.join(model_dir, "deploy"))
+
+
 def paddle_is_quantized(model_path):
     return any(t.startswith(QUANT_OPS) for t in paddle_op_types(model_path))
 
@@ -98,10 +103,12 @@ def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=N
     model_path = os.path.join(model_dir, model_file)
     quantized = paddle_is_quantized(model_path)
     config = inference.Config(model_path, os.path.join(model_dir, params_file))
-    if quantized:
+    if quantized or is_ocrslim_output(model_dir):
         # what ACT saved is a training-shaped program: paddle_passes.optimize makes it
         # the one oneDNN runs fast, with the same function up to int8 rounding
-        # (see paddle_passes.py)
+        # (see paddle_passes.py). A pruned FP32 model of run.py gets the same rewrites
+        # (exact in FP32), as load_predictor runs it from save_dir/deploy; a FP32 model
+        # from elsewhere runs as Paddle Inference runs it.
         from .paddle_passes import optimize
         with open(model_path, "rb") as f, open(os.path.join(model_dir, params_file), "rb") as g:
             program, params, _ = optimize(f.read(), g.read())
