@@ -264,7 +264,7 @@ class Run:
 
     def evaluate_saved(self):
         """Step 3: the saved int8 model on Eval (and Test), and which candidate was kept and why."""
-        self.saved = self._step("compressed_eval", 3, "evaluating the saved int8 model", lambda: _evaluate_dir(
+        self.saved = self._step("compressed_eval", 3, "evaluating the saved model", lambda: _evaluate_dir(
             self.staging, self.config, self.task_cls, self.samples, "eval int8", self.progress))
         self.candidates, self.chosen, self.why = self.strategy.choose(self.task_cls, self.candidates, self.saved)
         log.info("kept the %s model: %s", self.chosen, self.why)

@@ -156,6 +156,47 @@ def fold_affine(p):
     return count
 
 
+def fold_batch_norm(p):
+    """conv -> [+bias] -> batch_norm  into  conv(W*k) -> +(bias*k + beta - mean*k), with
+    k = gamma / sqrt(var + eps): exact in FP32 with BN in inference mode. A transposed conv's
+    weight scales along its output axis (1). Not in PASSES (Paddle Inference fuses conv + BN
+    itself): pruning's fine-tuning runs it first, so that training and eval normalize alike
+    (ACT trains BN on batch statistics, and after pruning the stored ones no longer fit).
+    Returns the count."""
+    count = 0
+    for bn in [op for op in p.ops if op.type == "batch_norm"]:
+        x, out = bn.input("X")[0], bn.output("Y")[0]
+        add, conv = None, p.producer(x)
+        if conv is not None and conv.type == "elementwise_add" and p.is_param(conv.input("Y")[0]):
+            add, conv = conv, p.producer(conv.input("X")[0])
+        if conv is None or conv.type not in CONVS + ("conv2d_transpose",) or len(p.readers(x)) != 1:
+            continue
+        weight = conv.input("Filter")[0]
+        if not p.is_param(weight) or len(p.readers(weight)) != 1 or \
+                (add is not None and len(p.readers(conv.output("Output")[0])) != 1):
+            continue
+        gamma, beta, mean, var = (p.value(bn.input(k)[0]).astype(np.float64) for k in ("Scale", "Bias", "Mean", "Variance"))
+        k = gamma / np.sqrt(var + bn.attr("epsilon"))
+        axis = 1 if conv.type == "conv2d_transpose" else 0
+        shape = [1] * 4
+        shape[axis] = -1
+        p.set_value(weight, (p.value(weight).astype(np.float64) * k.reshape(shape)).astype(np.float32))
+        bias = p.value(add.input("Y")[0]).astype(np.float64).ravel() if add is not None else np.zeros_like(k)
+        folded = (bias * k + beta - mean * k).astype(np.float32)
+        at = p.ops.index(bn)
+        if add is not None:
+            p.set_value(add.input("Y")[0], folded.reshape(p.value(add.input("Y")[0]).shape))
+            p.remove([bn])
+            p.rename_readers(out, add.output("Out")[0])
+        else:
+            name = f"{weight}.bn_folded_bias"
+            p.add_param(name, folded)
+            p.remove([bn])
+            p.insert(at, "elementwise_add", {"X": [x], "Y": [name]}, {"Out": [out]}, {"axis": 1})
+        count += 1
+    return count
+
+
 def merge_affine(p):
     """x -> *a -> +c (scalar parameters)  into one  scale(x, a, c). Returns the count."""
     count = 0
