@@ -137,20 +137,27 @@ class Qat:
     def choose(self, task_cls, candidates, saved):
         """(candidates, chosen, why): do no harm (qat.keeps_calibration decided inside ACT): the
         trained model unless it is worse on Eval than calibration alone."""
-        if not candidates:  # no Eval during training: what was saved is the trained model
-            return ({"trained": saved}, "trained",
-                    "no Eval ran during training (TrainConfig.eval_iter): the trained model is kept")
-        candidates = {"calibrated": candidates["calibrated"], "trained": candidates["trained"] or saved}
-        key = task_cls.main_indicator
-        cal, trained = candidates["calibrated"]["metrics"][key], candidates["trained"]["metrics"][key]
-        if not qat.keeps_calibration(cal, trained):
-            return candidates, "trained", (f"training kept or raised the Eval {key} ({cal:.4f} calibrated, "
-                                           f"{trained:.4f} trained)")
-        return candidates, "calibrated", (
-            f"training lowered the Eval {key} from {cal:.4f} (calibrated only) to {trained:.4f}, so the "
-            "calibrated model is kept. That happens with too few steps from the calibrated scales or "
-            "when the Train images differ from the Eval images (domain gap): raise "
-            "TrainConfig.train_iter, lower the learning rate, or train on data like the Eval set")
+        return do_no_harm(task_cls, candidates, saved, ("calibrated", "trained"), "training", (
+            "That happens with too few steps from the calibrated scales or when the Train images differ "
+            "from the Eval images (domain gap): raise TrainConfig.train_iter, lower the learning rate, or "
+            "train on data like the Eval set"))
+
+
+def do_no_harm(task_cls, candidates, saved, names, what, advice):
+    """(candidates, chosen, why) for a strategy whose training started from a measured state
+    (names: (start, trained)): the trained model unless it is worse on Eval than the start, as
+    ACT saved it (qat.act_hooks)."""
+    start, trained = names
+    if not candidates:  # no Eval during training: what was saved is the trained model
+        return ({trained: saved}, trained,
+                f"no Eval ran during {what} (TrainConfig.eval_iter): the {trained} model is kept")
+    candidates = {start: candidates[start], trained: candidates[trained] or saved}
+    key = task_cls.main_indicator
+    before, after = candidates[start]["metrics"][key], candidates[trained]["metrics"][key]
+    if not qat.keeps_calibration(before, after):
+        return candidates, trained, f"{what} kept or raised the Eval {key} ({before:.4f} {start}, {after:.4f} {trained})"
+    return candidates, start, (f"{what} lowered the Eval {key} from {before:.4f} ({start}) to {after:.4f}, so the "
+                               f"{start} model is kept. {advice}")
 
 
 class Ptq:
@@ -296,17 +303,8 @@ class Prune:
 
     def choose(self, task_cls, candidates, saved):
         """Do no harm, as for qat: the fine-tuned model unless it is worse on Eval than the pruned one."""
-        if not candidates:
-            return ({"fine-tuned": saved}, "fine-tuned",
-                    "no Eval ran during fine-tuning (TrainConfig.eval_iter): the fine-tuned model is kept")
-        key = task_cls.main_indicator
-        tuned = candidates["fine-tuned"] or saved
-        candidates = {"pruned": candidates["pruned"], "fine-tuned": tuned}
-        before, after = candidates["pruned"]["metrics"][key], tuned["metrics"][key]
-        if not qat.keeps_calibration(before, after):
-            return candidates, "fine-tuned", f"fine-tuning kept or raised the Eval {key} ({before:.4f} -> {after:.4f})"
-        return candidates, "pruned", (f"fine-tuning lowered the Eval {key} from {before:.4f} to {after:.4f}, so the "
-                                      "pruned model is kept: raise Prune.finetune.train_iter or lower its learning rate")
+        return do_no_harm(task_cls, candidates, saved, ("pruned", "fine-tuned"), "fine-tuning",
+                          "Raise Prune.finetune.train_iter or lower its learning rate")
 
 
 class PruneQat:
