@@ -220,6 +220,7 @@ COMPRESS_DEFAULTS = merge(DEFAULTS, {
         "min_metric": None,    # or: the largest reduction whose predicted Eval metric stays above this
         "sensitivity": None,   # a prune_sensitivity.json from run.py --analyze prune (default: computed)
         "finetune": {},        # TrainConfig keys for the fine-tuning after pruning, over TrainConfig's
+        "distill_node": [],    # the tensor the fine-tuning distils (empty: Distillation.node's)
     },
     # optional, laid out like Eval: run.py reports FP32 and both int8 candidates on it and
     # never chooses anything by it

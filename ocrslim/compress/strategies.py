@@ -200,6 +200,10 @@ def check_prune(config):
         raise UserError(f"Prune.sensitivity {config['Prune']['sensitivity']}: no such file (write one with "
                         "run.py --analyze prune)")
     cfg.require(config, "Train.dataset.data_dir", "Train.dataset.label_file_list", "Train.dataset.transforms")
+    node = config["Prune"]["distill_node"]
+    if not isinstance(node, list) or len(node) > 1 or not all(isinstance(n, str) for n in node):
+        raise UserError(f"Prune.distill_node {node!r}: give a list of one tensor name, e.g. [sigmoid_0.tmp_0], "
+                        "or [] for Distillation.node's")
     train = cfg.merge(config["TrainConfig"] or {}, config["Prune"]["finetune"] or {})
     if not train.get("train_iter") and not train.get("epochs"):
         raise UserError("pruning fine-tunes: set TrainConfig.train_iter (or Prune.finetune.train_iter)")
@@ -259,12 +263,17 @@ def prune_and_finetune(run, out_dir):
 
 
 def finetune(run, pruned_files, out_dir, place):
-    """ACT distillation alone: the pruned model learns the unpruned FP32 model's logits."""
+    """ACT distillation alone: the pruned model learns the unpruned FP32 model's output
+    (Prune.distill_node, else Distillation.node; by default the logits, the input of the final
+    sigmoid/softmax)."""
     import paddle
     config = run.config
     _, program, feeds, fetches = mdl.load(dict(config["Global"], model_dir=pruned_files[0],
                                                model_filename=pruned_files[1], params_filename=pruned_files[2]))
-    node = (config["Distillation"].get("node") or [None])[0] or qat.find_distill_node(program, fetches[0].name)
+    node = (config["Prune"]["distill_node"] or config["Distillation"].get("node") or [None])[0]
+    node = node or qat.find_distill_node(program, fetches[0].name)
+    qat.check_nodes(program, [node])
+    run.prune_info["distill_node"] = node
     train = cfg.merge(config["TrainConfig"] or {}, config["Prune"]["finetune"] or {})
     strategy = {**qat.distill_config(config, node),
                 "TrainConfig": qat.train_config(train, config, run.world,
