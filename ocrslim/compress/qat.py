@@ -52,6 +52,12 @@ def find_distill_node(program, fetch_name):
     raise UserError("cannot find the model's final softmax/sigmoid; set Distillation.node")
 
 
+def distill_node(program, fetch_name, configured):
+    """The tensor to distil: the configured one (a list of at most one name), else the model's
+    pre-activation output (find_distill_node)."""
+    return (configured or [None])[0] or find_distill_node(program, fetch_name)
+
+
 def check_nodes(program, nodes):
     """Fail with candidates when a configured tensor name is not in the model."""
     names = set(program.global_block().vars)

@@ -114,7 +114,7 @@ class Qat:
         config = run.config
         place = mdl.place(config["Global"]["devices"])
         _, program, feeds, fetches = mdl.load(config["Global"])
-        node = (config["Distillation"].get("node") or [None])[0] or qat.find_distill_node(program, fetches[0].name)
+        node = qat.distill_node(program, fetches[0].name, config["Distillation"].get("node"))
         keep_float = config["Calibration"]["keep_float"]
         qat.check_nodes(program, [node] + list(keep_float))
         log.info("distillation node: %s; kept in float: %s", node, keep_float or "none")
@@ -270,8 +270,8 @@ def finetune(run, pruned_files, out_dir, place):
     config = run.config
     _, program, feeds, fetches = mdl.load(dict(config["Global"], model_dir=pruned_files[0],
                                                model_filename=pruned_files[1], params_filename=pruned_files[2]))
-    node = (config["Prune"]["distill_node"] or config["Distillation"].get("node") or [None])[0]
-    node = node or qat.find_distill_node(program, fetches[0].name)
+    node = qat.distill_node(program, fetches[0].name,
+                            config["Prune"]["distill_node"] or config["Distillation"].get("node"))
     qat.check_nodes(program, [node])
     run.prune_info["distill_node"] = node
     train = cfg.merge(config["TrainConfig"] or {}, config["Prune"]["finetune"] or {})
