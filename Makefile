@@ -60,7 +60,7 @@ bench: setup data
 	done
 	$(PY) eval.py --e2e $(DET_ARGS) --rec_config configs/ppocrv4/rec_mobile.yaml --backend auto \
 		--model_dir output/demo/det --rec_model_dir output/demo/rec --json output/demo/e2e_int8_auto.json --quiet
-	$(PY) -m ocrslim.deploy.report --out output/demo/report output/demo/bench_det.json output/demo/bench_rec.json \
+	$(PY) -m ocrslim.deploy.report --overwrite --out output/demo/report output/demo/bench_det.json output/demo/bench_rec.json \
 		output/demo/e2e_*.json
 
 test: setup

@@ -24,6 +24,9 @@ DEFAULTS = {
         "use_space_char": True,        # rec only: the last class is ' '
         "devices": "cpu",              # cpu | gpu
         "seed": 0,
+        # share of the Eval (and Test) items that may fail to load: above it a run stops with the
+        # count and the first file names instead of reporting a metric over what was left
+        "max_unreadable": 0.05,
     },
     "Eval": {
         "dataset": {"data_dir": None, "label_file_list": None, "transforms": None},
@@ -52,19 +55,25 @@ def merge(base, extra):
     return out
 
 
-def load_yaml(path, _parents=()):
-    """A config file as a dict. `_BASE_: [other.yaml, ...]` (paths relative to this file, as in
+def load_yaml(path, _parents=(), read=None):
+    """A config file as a dict (`read`, a list, collects every file read, _BASE_ ones included). `_BASE_: [other.yaml, ...]` (paths relative to this file, as in
     PaddleDetection) starts from those files; this file's keys merge over them, and a section
     set to null here is dropped (a PTQ config drops its base's TrainConfig, say)."""
     if not path or not os.path.isfile(path):
         raise UserError(f"config file not found: {path!r} (pass -c configs/<family>/<name>.yaml)")
-    with open(path, encoding="utf-8") as f:
-        try:
+    try:
+        with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
-        except yaml.YAMLError as err:
-            raise UserError(f"config {path} is not valid YAML: {str(err).splitlines()[0]}")
+    except yaml.YAMLError as err:
+        raise UserError(f"config {path} is not valid YAML: {str(err).splitlines()[0]}")
+    except UnicodeDecodeError as err:
+        raise UserError(f"config {path} is not UTF-8 text (byte {err.start}): save it as UTF-8")
+    except OSError as err:
+        raise UserError(f"cannot read config {path}: {err.strerror}")
     if not isinstance(data, dict):
         raise UserError(f"config {path} must be a YAML mapping of sections (Global:, Eval:, ...)")
+    if read is not None:
+        read.append(os.path.abspath(path))
     from . import upstream
     data = upstream.adapt(data, path)  # the upstream example's spellings, if any
     bases = data.pop("_BASE_", None) or []
@@ -73,7 +82,7 @@ def load_yaml(path, _parents=()):
         base_path = os.path.normpath(os.path.join(os.path.dirname(path), base))
         if base_path in _parents + (os.path.normpath(path),):
             raise UserError(f"config {path}: _BASE_ {base} includes itself")
-        out = merge(out, load_yaml(base_path, _parents + (os.path.normpath(path),)))
+        out = merge(out, load_yaml(base_path, _parents + (os.path.normpath(path),), read))
     out = merge(out, data)
     return {k: v for k, v in out.items() if not (v is None and k in data and bases)}
 
@@ -136,11 +145,77 @@ def apply_override(config, path, value):
 
 def load_config(path, overrides=(), defaults=DEFAULTS):
     """Read a config, fill defaults, apply `-o` overrides, resolve bundled: paths."""
-    config = merge(defaults, load_yaml(path))
+    read = []
+    config = merge(defaults, load_yaml(path, read=read))
     for text in overrides or ():
         apply_override(config, *parse_override(text))
     config["Global"]["config_path"] = os.path.abspath(path)
+    config["Global"]["config_files"] = read  # what an output may never be or hold (outputs.py)
+    check_numbers(config)
     return config
+
+
+# Numbers a user sets, and the range each must be in (checked by check_numbers before any work):
+# count: a whole number >= 1; count0: >= 0; a pair (low, high, inclusive_low, inclusive_high).
+NUMBER_RANGES = {
+    "Eval.loader.batch_size_per_card": "count", "Train.loader.batch_size_per_card": "count",
+    "Test.loader.batch_size_per_card": "count", "Calibration.batch_nums": "count",
+    "TrainConfig.train_iter": "count", "TrainConfig.epochs": "count", "TrainConfig.eval_iter": "count",
+    "Prune.finetune.train_iter": "count", "Prune.finetune.epochs": "count", "Prune.finetune.eval_iter": "count",
+    "Sensitivity.images": "count", "Prune.skip_first": "count0", "Global.seed": "count0",
+    "Calibration.hist_percent": (0, 1, False, True), "Global.max_unreadable": (0, 1, True, False),
+    "Prune.flops_ratio": (0, 1, False, False), "Prune.min_metric": (0, 1, True, True),
+    "TrainConfig.learning_rate": (0, None, False, False), "Prune.finetune.learning_rate": (0, None, False, False),
+}
+
+
+def _walk(node, where=""):
+    """(dotted key, value) of every leaf of a nested config."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _walk(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk(value, f"{where}.{i}")
+    else:
+        yield where, node
+
+
+def _in_range(value, rule):
+    if rule in ("count", "count0"):
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= (1 if rule == "count" else 0)
+        return ok, "a whole number " + (">= 1" if rule == "count" else ">= 0")
+    low, high, low_in, high_in = rule
+    text = (f"{'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}" if high is not None
+            else f"> {low}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False, f"a number in {text}" if high is not None else f"a number {text}"
+    ok = (value >= low if low_in else value > low) and (high is None or (value <= high if high_in else value < high))
+    return ok, f"in {text}" if high is not None else text
+
+
+def check_numbers(config):
+    """Refuse nan/inf anywhere, and any number of NUMBER_RANGES out of its range (unset keys pass)."""
+    import math
+    for where, value in _walk(config):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{where} is {value}: give a finite number")
+    for dotted, rule in NUMBER_RANGES.items():
+        node = config
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and dotted.endswith("learning_rate"):  # an LR scheduler: its start value
+            node, dotted = node.get("learning_rate"), dotted + ".learning_rate"
+        if node is None:
+            continue
+        ok, expected = _in_range(node, rule)
+        if not ok:
+            hint = " (YAML reads 1e-5 as text: write 1.0e-5)" if isinstance(node, str) else ""
+            raise UserError(f"{dotted} must be {expected}, not {node!r}{hint}")
+    ratios = (config.get("Prune") or {}).get("ratios")
+    if ratios is not None and (not isinstance(ratios, list) or not ratios or not all(
+            _in_range(r, (0, 1, False, False))[0] for r in ratios)):
+        raise UserError(f"Prune.ratios must be a list of shares in (0, 1), not {ratios!r}")
 
 
 def require(config, *paths):

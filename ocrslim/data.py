@@ -46,45 +46,69 @@ def _check_det_label(text, where):
     return items
 
 
-def read_labels(data_dir, label_files, model_type):
+def _text_lines(path):
+    """The lines of a UTF-8 text file; one error line for a file that cannot be read or decoded."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line} is not UTF-8 text (byte {err.start}): save the file as UTF-8")
+    return text.splitlines()
+
+
+def read_labels(data_dir, label_files, model_type, section="Eval"):
     """Parse label files into [(image_path, label)], failing with file:line on bad lines."""
     samples = []
+    if not isinstance(label_files, list) or not all(isinstance(p, str) for p in label_files):
+        raise UserError(f"{section}.dataset.label_file_list must be a list of label file paths, not {label_files!r}")
+    if not isinstance(data_dir, str) or not os.path.isdir(data_dir):
+        raise UserError(f"{section}.dataset.data_dir {data_dir!r} is not a folder: set it to the folder the "
+                        "label file's image paths are relative to")
     for label_file in label_files:
         if not os.path.isfile(label_file):
-            raise UserError(f"label file not found: {label_file} (generate the demo data with "
-                            "`make data` or fix Eval.dataset.label_file_list)")
-        with open(label_file, encoding="utf-8-sig") as f:
-            for number, line in enumerate(f, 1):
-                line = line.rstrip("\r\n")
-                if not line.strip():
-                    continue
-                where = f"{label_file}:{number}"
-                if "\t" not in line:
-                    raise UserError(f"{where}: expected 'image_path<TAB>label', found no tab")
-                path, label = line.split("\t", 1)
-                if model_type == "det":
-                    _check_det_label(label, where)
-                samples.append((os.path.join(data_dir, path), label))
+            raise UserError(f"{section} label file not found: {label_file} (generate the demo data with "
+                            f"`make data` or fix {section}.dataset.label_file_list)")
+        for number, line in enumerate(_text_lines(label_file), 1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            where = f"{label_file}:{number}"
+            if "\t" not in line:
+                raise UserError(f"{where}: expected 'image_path<TAB>label', found no tab")
+            path, label = line.split("\t", 1)
+            if model_type == "det":
+                _check_det_label(label, where)
+            samples.append((os.path.join(data_dir, path), label))
     if not samples:
         raise UserError(f"dataset is empty: no samples in {', '.join(label_files)}")
     return samples
 
 
 class Samples:
-    """Indexable samples: load(i) returns the transformed dict, or None if unreadable."""
+    """Indexable samples: load(i) returns the transformed dict, or None if unreadable (the reason
+    is kept in failures[i])."""
 
-    def __init__(self, data_dir, label_files, transforms, model_type):
+    def __init__(self, data_dir, label_files, transforms, model_type, section="Eval", max_unreadable=0.05):
         import_ppocr()
         from ppocr.data.imaug import create_operators
-        self.items = read_labels(data_dir, label_files, model_type)
+        self.items = read_labels(data_dir, label_files, model_type, section)
         # KeepKeys turns the sample into a list; we keep the dict so the metric
         # can read labels by name. Rec label encoders (upstream configs have them) need the
         # character dict and max_text_length, and their output is not read: the metric
         # compares the raw text. DetLabelEncode stays: det augmentations crop its polygons.
         transforms = [t for t in transforms if not any(name == "KeepKeys" or (
             name.endswith("LabelEncode") and name != "DetLabelEncode") for name in t)]
-        self.ops = create_operators(transforms)
-        self.model_type = model_type
+        try:
+            self.ops = create_operators(transforms)
+        except Exception as err:  # ppocr builds ops by name from the config: a typo is a user error
+            raise UserError(f"{section}.dataset.transforms: {type(err).__name__}: {err}")
+        self.model_type, self.section, self.max_unreadable = model_type, section, max_unreadable
+        self.failures = {}
 
     def __len__(self):
         return len(self.items)
@@ -97,27 +121,63 @@ class Samples:
                 data = {"img_path": path, "label": label, "image": f.read()}
             out = transform(data, self.ops)
         except Exception as err:  # ppocr ops assert on undecodable images
+            self.failures[index] = (f"{type(err).__name__}: {err}" if str(err) else type(err).__name__)
             log.debug("skip %s: %r", path, err)
             return None
         if out is None:
+            self.failures[index] = "a transform dropped it (an image it could not decode?)"
             return None
         out["text"] = label  # rec metric compares against the raw text
         return out
 
+    def describe(self, indices, limit=3):
+        """'path (reason), ...' for the first few of `indices`."""
+        named = [f"{self.items[i][0]} ({self.failures.get(i, 'unreadable')})" for i in list(indices)[:limit]]
+        more = len(indices) - limit
+        return "; ".join(named) + (f"; and {more} more" if more > 0 else "")
+
+    def check_unreadable(self, bad, done=False):
+        """Stop when more than max_unreadable of the items failed to load; at the end (done), name
+        the skipped ones in a warning. bad: indices that failed so far."""
+        if len(bad) > self.max_unreadable * len(self):
+            raise UserError(f"{len(bad)} of {len(self)} {self.section} images could not be loaded, more than "
+                            f"Global.max_unreadable ({self.max_unreadable:.0%}) allows: {self.describe(bad)}. "
+                            f"Fix {self.section}.dataset.data_dir or the label file")
+        if done and bad:
+            log.warning("skipped %d of %d %s images that could not be loaded: %s", len(bad), len(self),
+                        self.section, self.describe(bad))
+
+    def check_sample(self, count=4):
+        """Before any work: every image file exists (up to max_unreadable may be missing), and a
+        few spread over the set load through the transforms (not one of them: an error)."""
+        missing = [i for i, (path, _) in enumerate(self.items) if not os.path.isfile(path)]
+        for i in missing:
+            self.failures[i] = "no such file"
+        self.check_unreadable(missing)
+        present = [i for i in range(len(self)) if i not in set(missing)]
+        picked = present[::max(1, len(present) // count)][:count]
+        bad = [i for i in picked if self.load(i) is None]
+        if picked and len(bad) == len(picked):
+            raise UserError(f"none of {len(picked)} {self.section} images tried could be loaded through "
+                            f"{self.section}.dataset.transforms: {self.describe(bad)}")
+        if missing or bad:
+            log.warning("%s: %d of %d images are missing or did not load: %s", self.section,
+                        len(missing) + len(bad), len(self), self.describe(missing + bad))
+
 
 def batches(samples, batch_size, indices=None):
-    """Yield (list_of_sample_dicts, n_skipped) over `indices`, skipping unreadable images."""
+    """Yield (list_of_sample_dicts, skipped indices) over `indices`, skipping unreadable images."""
     indices = range(len(samples)) if indices is None else indices
-    batch, skipped = [], 0
+    batch, skipped = [], []
     for i in indices:
         item = samples.load(i)
         if item is None:
-            skipped += 1
+            skipped.append(i)
             continue
         batch.append(item)
         if len(batch) == batch_size:
             yield batch, skipped
-            batch, skipped = [], 0
+            batch, skipped = [], []
     if batch or skipped:
         yield batch, skipped
 
@@ -126,10 +186,11 @@ def stack_images(batch):
     return np.stack([b["image"] for b in batch]).astype("float32")
 
 
-def build_samples(section, model_type):
-    """Samples from a config section like config['Eval']."""
-    ds = section["dataset"]
-    return Samples(ds["data_dir"], ds["label_file_list"], ds["transforms"], model_type)
+def build_samples(config, name, model_type):
+    """Samples from the config section `name` (Eval, Train, Test)."""
+    ds = config[name]["dataset"]
+    return Samples(ds["data_dir"], ds["label_file_list"], ds["transforms"], model_type, name,
+                   config["Global"].get("max_unreadable", 0.05))
 
 
 def train_reader(samples, batch_size, feed_name, seed=0, rank=0, world=1):
@@ -152,7 +213,7 @@ def train_reader(samples, batch_size, feed_name, seed=0, rank=0, world=1):
 def config_train_reader(config, task_name, feed_name, rank=0, world=1):
     """train_reader over config['Train']: what run.py calibrates and trains on, and
     what bench.py --peer calibrates on (same images, same shuffle)."""
-    train = build_samples(config["Train"], task_name)
+    train = build_samples(config, "Train", task_name)
     return train_reader(train, config["Train"]["loader"]["batch_size_per_card"], feed_name,
                         seed=config["Global"]["seed"], rank=rank, world=world)
 

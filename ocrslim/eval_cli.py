@@ -20,17 +20,17 @@ from . import cpu, distributed, stats
 from .deploy import backends
 from .data import build_samples
 from .deploy.e2e import run_e2e
-from .errors import UserError
+from .errors import ArgumentParser, UserError
 from .evaluate import evaluate
 from .logs import setup_logging, table
-from .outputs import write_json
+from .outputs import check_json_out, config_inputs, write_result
 from .tasks import DetTask, get_task
 
 log = logging.getLogger("ocrslim")
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="eval.py", description=__doc__,
+    p = ArgumentParser(prog="eval.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", required=True, help="YAML config (see configs/)")
     p.add_argument("--model_dir", help="inference model folder; overrides Global.model_dir")
@@ -70,7 +70,10 @@ def prepare(config):
     """Validate everything cheap before loading the model; return (task_cls, samples)."""
     task_cls = get_task(config)
     cfg.require(config, *task_cls.required)
-    samples = build_samples(config["Eval"], task_cls.name)
+    task_cls.check_config(config)
+    samples = build_samples(config, "Eval", task_cls.name)
+    samples.check_sample()
+    task_cls.check_data(config, samples)
     return task_cls, samples
 
 
@@ -82,7 +85,9 @@ def run_eval(config, progress=True):
     task.check_model(program, fetches)
     predict = mdl.predictor(exe, program, feeds, fetches)
     batch_size = config["Eval"]["loader"]["batch_size_per_card"]
-    return evaluate(predict, samples, task, batch_size, progress=progress)
+    result = evaluate(predict, samples, task, batch_size, progress=progress)
+    task_cls.warn_result(config, result)
+    return result
 
 
 def main_e2e(args):
@@ -100,6 +105,8 @@ def main_e2e(args):
                             f"{want} config there (-c DET_CONFIG --rec_config REC_CONFIG)")
     cfg.require(det_config, *DetTask.required)
     cfg.require(rec_config, "Eval.dataset.transforms", "Global.character_dict_path")
+    if args.json:
+        check_json_out(args.json, config_inputs(det_config) + config_inputs(rec_config))
     out = run_e2e(det_config, rec_config, backend=args.backend or "auto",
                   devices=args.devices or det_config["Global"]["devices"],
                   threads=args.threads or 2, progress=not args.quiet, peer=bool(args.peer))
@@ -118,7 +125,7 @@ def main_e2e(args):
         if info[task].get("choice", "asked for") != "asked for":
             print(f"{task}: auto chose {info[task]['backend']}: {info[task]['choice']}")
     if args.json:
-        write_json(args.json, out)
+        write_result(args.json, out, "e2e")
         log.info("wrote %s", args.json)
     return out
 
@@ -133,6 +140,8 @@ def main(argv=None):
         config["Global"]["model_dir"] = args.model_dir
     if args.devices:
         config["Global"]["devices"] = args.devices
+    if args.json:
+        check_json_out(args.json, config_inputs(config))
     result = run_eval(config, progress=not args.quiet)
     model_dir = mdl.model_files(config["Global"])[0]
     out = {"model_dir": model_dir, "model_type": config["Global"]["model_type"], **result}
@@ -146,6 +155,6 @@ def main(argv=None):
              ["sec/image", f"{result['seconds'] / max(result['images'], 1):.3f}"]]
     print(table(["metric", "value"], rows, title=f"{out['model_type']} {model_dir}"))
     if args.json:
-        write_json(args.json, out)
+        write_result(args.json, out, "eval")
         log.info("wrote %s", args.json)
     return out

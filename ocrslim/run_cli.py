@@ -27,16 +27,17 @@ from .compress.strategies import STRATEGIES, get_strategy
 from .distributed import rank_world
 from .deploy import backends
 from . import model as mdl
-from .errors import StepFailed, UserError
+from .errors import ArgumentParser, StepFailed, UserError, catch_sigterm
 from .eval_cli import prepare
 from .evaluate import evaluate
 from .logs import setup_logging, table
-from .outputs import check_save_dir, publish, staging_dir, write_json
+from .outputs import (FolderLock, check_save_dir, config_inputs, handle_leftovers, publish, staging_dir,
+                      write_json)
 
 log = logging.getLogger("ocrslim")
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="run.py", description=__doc__,
+    p = ArgumentParser(prog="run.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", "--config_path", dest="config", required=True,
                    help="YAML config (see configs/); --config_path as in PaddleSlim's example")
@@ -66,6 +67,31 @@ def parse_args(argv):
                    help="skip step 5 (deployment benchmark and report.md/report.png)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the step 5 benchmark (default 2)")
     return p.parse_args(argv)
+
+
+def check_flags(args):
+    """The numbers and flag combinations given on the command line, before anything is read."""
+    import math
+    if args.max_drop is not None and (not math.isfinite(args.max_drop) or args.max_drop < 0):
+        raise UserError(f"--max_drop is a drop in points and must be a number >= 0, not {args.max_drop}")
+    for flag in ("max_float", "sensitivity"):
+        if getattr(args, flag) is not None and args.max_drop is None:
+            raise UserError(f"--{flag} only applies with --max_drop POINTS: add it or leave out --{flag}")
+    if args.max_float is not None and args.max_float < 1:
+        raise UserError(f"--max_float is a number of layers and must be at least 1, not {args.max_float}")
+    if args.threads < 1:
+        raise UserError(f"--threads must be at least 1, not {args.threads}")
+    if args.analyze and (args.max_drop is not None or args.strategy):
+        raise UserError(f"--analyze {args.analyze} writes a table and compresses nothing: leave out --max_drop "
+                        "and --strategy")
+    if args.sensitivity and not os.path.isfile(args.sensitivity):
+        raise UserError(f"--sensitivity {args.sensitivity}: no such file (write one with run.py --analyze quant)")
+
+
+def run_inputs(args, config):
+    """What the run reads, which its save_dir may never be or hold (outputs.check_save_dir)."""
+    extra = [("--sensitivity file", args.sensitivity)] if args.sensitivity else []
+    return config_inputs(config) + extra
 
 
 def load_config(args):
@@ -129,7 +155,7 @@ def _test_figures(config, task_cls, model_dir, progress):
     """The optional Test section: FP32 and the kept int8 model on it, reported, never chosen by."""
     from .data import build_samples
     test_config = dict(config, Eval=config["Test"])
-    samples = build_samples(config["Test"], task_cls.name)
+    samples = build_samples(config, "Test", task_cls.name)
     out = {"images": len(samples)}
     out["baseline"] = evaluate(_predict(config["Global"], task_cls, test_config), samples, task_cls(test_config),
                                config["Test"]["loader"]["batch_size_per_card"], desc="test FP32",
@@ -138,12 +164,22 @@ def _test_figures(config, task_cls, model_dir, progress):
     return out
 
 
+def check_other_sets(config, task_cls):
+    """The Train set every strategy reads and the optional Test set: label files parse, image
+    files exist, a few decode (data.Samples.check_sample), before step 1."""
+    from .data import build_samples
+    for name in ("Train", "Test"):
+        if config.get(name):
+            build_samples(config, name, task_cls.name).check_sample()
+
+
 class Run:
     """One run.py command. Everything is checked in __init__, before any heavy work; then one
     method per step, called in order by main()."""
 
     def __init__(self, args):
         self.args, self.start, self.times = args, time.time(), {}
+        check_flags(args)
         self.config = load_config(args)
         self.rank, self.world = rank_world()
         # fleet from the launch world, not from how many GPUs are visible (ACT's own rule);
@@ -152,24 +188,28 @@ class Run:
         self.device = distributed.plan(self.world, 0 if devices == "cpu" else distributed.visible_gpus(), devices)
         if self.device["fleet"]:
             distributed.check_fleet()
+        if args.max_drop is not None and self.world > 1:
+            raise UserError("--max_drop measures every attempt as deployed on one process: run it without "
+                            "paddle.distributed.launch")
         self.task_cls, self.samples = prepare(self.config)
+        catch_sigterm()  # Paddle is imported now: take SIGTERM back from its handler
         self.strategy = get_strategy(self.config, args.strategy)
         act_compat.check()
         self.strategy.check(self.config)
         self.model_files = mdl.model_files(self.config["Global"])
-        check_save_dir(args.save_dir, [self.model_files[0]], args.overwrite)
+        check_save_dir(args.save_dir, run_inputs(args, self.config), args.overwrite)
+        check_other_sets(self.config, self.task_cls)
+        if args.max_drop is not None and not args.sensitivity:  # the ranking is computed on demand
+            from .compress.sensitivity import check_subset
+            check_subset(self.config, self.task_cls, len(self.samples))
         self.progress = not args.quiet and self.rank == 0
         self.staging, self.report, self.target = None, {}, None
         self.thresholds = None  # the first calibration's, reused by later ones (strategies.run_calibration)
         self.prune_info = self.prune_table = None  # set by the prune strategies
-        if args.max_drop is not None:
-            if args.max_drop < 0:
-                raise UserError(f"--max_drop is a drop in points and must be >= 0, not {args.max_drop}")
-            if self.world > 1:
-                raise UserError("--max_drop measures every attempt as deployed on one process: run it without "
-                                "paddle.distributed.launch")
-        if args.sensitivity and not os.path.isfile(args.sensitivity):
-            raise UserError(f"--sensitivity {args.sensitivity}: no such file (write one with run.py --analyze quant)")
+        # one writer per save_dir: under paddle.distributed.launch only rank 0 writes it
+        self.lock = FolderLock(args.save_dir).acquire() if self.rank == 0 else None
+        if self.rank == 0:
+            handle_leftovers(args.save_dir, remove=args.overwrite)
         log.info("config %s, model %s, strategy %s, device %s, %d process(es), fleet %s", args.config,
                  self.model_files[0], self.strategy.name, devices if self.device["card"] is None
                  else f"gpu:{self.device['card']}", self.world, "on" if self.device["fleet"] else "off")
@@ -187,6 +227,7 @@ class Run:
         batch = self.config["Eval"]["loader"]["batch_size_per_card"]
         self.fp32 = self._step("baseline_eval", 1, "evaluating the FP32 model", lambda: evaluate(
             predict, self.samples, self.task_cls(self.config), batch, desc="eval FP32", progress=self.progress))
+        self.task_cls.warn_result(self.config, self.fp32)
 
     def compress(self):
         """Step 2: the strategy writes the int8 model into a staging folder.
@@ -280,7 +321,7 @@ class Run:
 
     def _target_on_test(self):
         from .data import build_samples
-        key, samples = self.task_cls.main_indicator, build_samples(self.config["Test"], self.task_cls.name)
+        key, samples = self.task_cls.main_indicator, build_samples(self.config, "Test", self.task_cls.name)
         fp32, _ = self.deployed(self.model_files, "fp32", "Test", samples)
         int8, info = self.deployed((self.staging,) + backends.PADDLE_FILES, "int8", "Test", samples)
         return {"fp32": fp32["metrics"][key], "int8": int8["metrics"][key], "backend": info["backend"],
@@ -323,7 +364,7 @@ class Run:
         print(summary(task, self.fp32, self.saved, self.candidates, self.chosen, sizes, seconds,
                       self.strategy.name, self.test))
         # published before step 5: a benchmark that crashes can never cost the finished model
-        publish(self.staging, self.args.save_dir)
+        publish(self.staging, self.args.save_dir, kind="run")
         log.info("wrote %s", self.args.save_dir)
         self.report = report
 
@@ -336,6 +377,10 @@ class Run:
     def cleanup(self):
         if self.staging and os.path.isdir(self.staging):  # published staging folders are gone already
             shutil.rmtree(self.staging, ignore_errors=True)
+
+    def release(self):
+        if self.lock:
+            self.lock.release()
 
 
 def target_table(target, key):
@@ -358,35 +403,43 @@ def analyze(args):
     from .compress import prune, sensitivity
     from .compress.strategies import check_calibration
     start = time.time()
+    check_flags(args)
     config = load_config(args)
     if rank_world()[1] > 1:  # every process would write the same table into save_dir
         raise UserError(f"--analyze {args.analyze} measures on one process: run it without paddle.distributed.launch")
     distributed.card(config["Global"]["devices"])  # a bad device fails here, before any work
-    task_cls, _ = prepare(config)
+    task_cls, samples = prepare(config)
+    catch_sigterm()  # Paddle is imported now: take SIGTERM back from its handler
     act_compat.check()
     model_files = mdl.model_files(config["Global"])
-    check_save_dir(args.save_dir, [model_files[0]], args.overwrite)
-    n = sensitivity.subset_size(config, task_cls)
+    check_save_dir(args.save_dir, run_inputs(args, config), args.overwrite)
+    stability = args.analyze == "quant" and bool(config["Sensitivity"]["stability"])
+    n = sensitivity.check_subset(config, task_cls, len(samples), parts=2 if stability else 1)
     if args.analyze == "quant":
         check_calibration(config)
-        log.info("sensitivity of %s: every quantizable layer alone and all but it, on %d Eval items%s",
-                 model_files[0], n, " (and a second subset for stability)" if config["Sensitivity"]["stability"] else "")
-        result = sensitivity.analyze(config, task_cls, model_files, progress=not args.quiet)
-        write, text, files = sensitivity.write, sensitivity_table(result), "sensitivity.csv, .json, .png"
+        check_other_sets(config, task_cls)
     else:
         prune.settings(config)
-        log.info("pruning sensitivity of %s: every conv group alone by each of Prune.ratios, on %d Eval items",
-                 model_files[0], n)
-        result = prune.analyze(config, task_cls, model_files, progress=not args.quiet)
-        write, text, files = prune.write, prune_sensitivity_table(result), "prune_sensitivity.csv, .json, .png"
-    staging = staging_dir(args.save_dir)
-    try:
-        write(result, staging)
-        cfg.dump(config, os.path.join(staging, "config_used.yaml"))
-        publish(staging, args.save_dir)
-    finally:
-        if os.path.isdir(staging):
-            shutil.rmtree(staging, ignore_errors=True)
+    with FolderLock(args.save_dir):
+        handle_leftovers(args.save_dir, remove=args.overwrite)
+        if args.analyze == "quant":
+            log.info("sensitivity of %s: every quantizable layer alone and all but it, on %d Eval items%s",
+                     model_files[0], n, " (and a second subset for stability)" if stability else "")
+            result = sensitivity.analyze(config, task_cls, model_files, progress=not args.quiet)
+            write, text, files = sensitivity.write, sensitivity_table(result), "sensitivity.csv, .json, .png"
+        else:
+            log.info("pruning sensitivity of %s: every conv group alone by each of Prune.ratios, on %d Eval items",
+                     model_files[0], n)
+            result = prune.analyze(config, task_cls, model_files, progress=not args.quiet)
+            write, text, files = prune.write, prune_sensitivity_table(result), "prune_sensitivity.csv, .json, .png"
+        staging = staging_dir(args.save_dir)
+        try:
+            write(result, staging)
+            cfg.dump(config, os.path.join(staging, "config_used.yaml"))
+            publish(staging, args.save_dir, kind="analyze")
+        finally:
+            if os.path.isdir(staging):
+                shutil.rmtree(staging, ignore_errors=True)
     print(text)
     log.info("wrote %s (%s) in %.0fs", args.save_dir, files, time.time() - start)
     return result
@@ -427,16 +480,19 @@ def main(argv=None):
     if args.analyze:
         return analyze(args)
     run = Run(args)
-    run.baseline()
     try:
-        run.compress()
-        if run.rank != 0:
-            return {}
-        run.evaluate_saved()
-        run.summarize()
+        run.baseline()
+        try:
+            run.compress()
+            if run.rank != 0:
+                return {}
+            run.evaluate_saved()
+            run.summarize()
+        finally:
+            run.cleanup()
+        run.bench()
     finally:
-        run.cleanup()
-    run.bench()
+        run.release()  # after step 5: it writes its report into save_dir
     return run.report
 
 

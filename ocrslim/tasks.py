@@ -5,6 +5,7 @@ how to turn one batch of model outputs into metric updates, and how to check
 that a model fits the config before any heavy work starts.
 """
 import logging
+import os
 
 from .config import resolve_path
 from .data import import_ppocr
@@ -12,6 +13,10 @@ from .errors import UserError
 from .metrics import DetMetric, RecMetric
 
 log = logging.getLogger("ocrslim")
+
+
+NO_BOXES = ("the Eval labels hold no box to find (every transcription is '###' or '*', or no box at all), so "
+            "recall and hmean are not defined: label the text boxes")
 
 
 class DetTask:
@@ -31,6 +36,28 @@ class DetTask:
         if len(shape) != 4 or shape[1] != 1:
             raise UserError(f"model output {fetch_vars[0].name} has shape {shape}, but a det (DB) model "
                             "outputs a [N,1,H,W] probability map: is Global.model_type right?")
+
+    @staticmethod
+    def check_config(config, sections=("Eval", "Test")):
+        """Det images keep their own sizes, so an eval batch cannot stack two of them."""
+        for name in sections:
+            batch = ((config.get(name) or {}).get("loader") or {}).get("batch_size_per_card")
+            if batch not in (None, 1):
+                raise UserError(f"{name}.loader.batch_size_per_card is {batch!r}: det evaluation runs one image at "
+                                "a time (each keeps its own size), so set it to 1")
+
+    @staticmethod
+    def check_data(config, samples):
+        if not any(not ignored for _, label in samples.items for _, ignored in _det_gt(label)):
+            raise UserError(NO_BOXES)
+
+    def check_result(self):  # also when the images with boxes were the ones that failed to load
+        if self.metric.gt_care == 0:
+            raise UserError(NO_BOXES)
+
+    @staticmethod
+    def warn_result(config, result):
+        pass
 
     def update(self, outputs, batch):
         import numpy as np
@@ -76,9 +103,65 @@ class RecTask:
                             f"model outputs {classes}: use the dictionary the model was trained with, "
                             "or toggle Global.use_space_char")
 
+    @staticmethod
+    def check_config(config, sections=("Eval", "Test")):
+        pass
+
+    @staticmethod
+    def check_data(config, samples):
+        """Warn when Eval labels hold characters the dictionary lacks: those crops are never read right."""
+        share, missing = dictionary_coverage(config, [label for _, label in samples.items])
+        if missing:
+            shown = " ".join(repr(c) for c in missing[:8])
+            log.warning("%.0f%% of the Eval labels hold characters the dictionary %s lacks (%s%s): the model can "
+                        "never read those crops right", 100 * (1 - share), config["Global"]["character_dict_path"],
+                        shown, " ..." if len(missing) > 8 else "")
+
+    def check_result(self):
+        pass
+
+    @staticmethod
+    def warn_result(config, result):
+        """An accuracy near zero on labels the dictionary covers: most likely a dictionary of the
+        right length in another order (every decoded character is then a wrong one)."""
+        share, _ = dictionary_coverage(config, None)
+        if result["metrics"]["acc"] < 0.05 and share >= 0.5:
+            log.warning("accuracy %.4f although the dictionary covers %.0f%% of the labels: is %s the dictionary the "
+                        "model was trained with, in the same order?", result["metrics"]["acc"], 100 * share,
+                        config["Global"]["character_dict_path"])
+
     def update(self, outputs, batch):
         decoded = self.post(outputs[0])
         self.metric.update([text for text, _ in decoded], [b["text"] for b in batch])
+
+
+def read_dictionary(path):
+    """The characters of a rec dictionary file (one per line), as CTCLabelDecode reads them."""
+    from .data import _text_lines
+    resolved = resolve_path(path)
+    if not resolved or not isinstance(resolved, str) or not os.path.isfile(resolved):
+        raise UserError(f"Global.character_dict_path {path!r}: no such file (the dictionary the rec model was "
+                        "trained with, one character per line)")
+    return [line.rstrip("\r\n") for line in _text_lines(resolved)]
+
+
+def dictionary_coverage(config, labels):
+    """(share of labels whose every character is in the dictionary, the missing characters). The
+    labels (Eval's when None) are compared as the metric compares them (Metric.ignore_space...)."""
+    from .metrics import normalize_text
+    g, m = config["Global"], config.get("Metric") or {}
+    if labels is None:
+        from .data import read_labels
+        ds = config["Eval"]["dataset"]
+        labels = [label for _, label in read_labels(ds["data_dir"], ds["label_file_list"], "rec")]
+    chars = set(read_dictionary(g["character_dict_path"])) | ({" "} if g.get("use_space_char", True) else set())
+    missing, covered = set(), 0
+    for label in labels:
+        text = normalize_text(label, m.get("ignore_space", True), False)
+        lacking = set(text) - chars
+        missing |= lacking
+        covered += not lacking
+    return covered / max(len(labels), 1), sorted(missing)
 
 
 TASKS = {"det": DetTask, "rec": RecTask}

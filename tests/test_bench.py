@@ -58,10 +58,12 @@ def test_report_is_refused_in_a_user_model_dir_and_not_overwritten(det_set, tmp_
     with pytest.raises(Exception, match="inside the model dir"):
         bench.main(["-c", DET, "--report", os.path.join(model, "r"), *data_args(root, label)])
     assert snapshot(model) == before
-    (tmp_path / "report.md").write_text("mine")
-    with pytest.raises(Exception, match="--overwrite"):
-        bench.main(["-c", DET, "--report", str(tmp_path), *data_args(root, label)])
-    assert (tmp_path / "report.md").read_text() == "mine"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("mine")
+    with pytest.raises(Exception, match="holds files ocrslim did not write"):
+        bench.main(["-c", DET, "--report", str(mine), *data_args(root, label)])
+    assert (mine / "report.md").read_text() == "mine"
 
 
 def test_report_markdown_and_plot(tmp_path):
@@ -76,7 +78,7 @@ def test_report_markdown_and_plot(tmp_path):
     assert ("| q | FP32 baseline | paddle oneDNN int8 | 0.5000 | +0.0200 [-0.0100, +0.0500] | 5.0 / 6.0 | 2.00x | "
             "1.00 | 25% |") in text
     write_report(str(tmp_path), [b])
-    assert sorted(os.listdir(tmp_path)) == ["bench.json", "report.md", "report.png"]
+    assert sorted(os.listdir(tmp_path)) == [".ocrslim.json", "bench.json", "report.md", "report.png"]
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -87,7 +87,7 @@ def test_cli_writes_a_model_paddle_inference_loads_and_refuses_unsafe_dirs(tiny_
     before = _read(model_dir)
     out = tmp_path / "deploy"
     counts = deploy.main([model_dir, str(out)])
-    assert counts["deconv_pairs"] == 1 and sorted(os.listdir(out)) == ["inference.pdiparams", "inference.pdmodel"]
+    assert counts["deconv_pairs"] == 1 and sorted(os.listdir(out)) == [".ocrslim.json", "inference.pdiparams", "inference.pdmodel"]
     assert _read(model_dir) == before
     x = _images(DET, f"{tiny_data}/det", 1)[0]
     expected = runtime.paddle_predictor((model_dir, "inference.pdmodel", "inference.pdiparams"))[0](x)[0]
@@ -96,7 +96,7 @@ def test_cli_writes_a_model_paddle_inference_loads_and_refuses_unsafe_dirs(tiny_
     # bench.py and eval.py apply the rewrites again to a model written here: nothing is left to do
     again = deploy.optimize(*_read(out))[2]
     assert set(again.values()) == {0}, again
-    for argv, message in (([model_dir, str(out)], "not empty"),
+    for argv, message in (([model_dir, str(out)], "--overwrite"),
                           ([model_dir, os.path.join(model_dir, "sub")], "inside the model dir"),
                           ([str(tmp_path / "nothing"), str(tmp_path / "o2")], "not found")):
         with pytest.raises(UserError, match=message):

@@ -62,8 +62,17 @@ def test_undecodable_image_is_skipped_and_counted(det_set, tmp_path):
     shutil.copytree(root, bad_root)
     (bad_root / "broken.jpg").write_bytes(b"not an image")
     with open(bad_root / "eval.txt", "a") as f:
-        f.write("broken.jpg\t[]\nmissing.jpg\t[]\n")
-    out = main(["-c", DET, "--quiet"] + data_args(str(bad_root), str(bad_root / "eval.txt")))
+        f.write("broken.jpg\t[]\n")
+    argv = ["-c", DET, "--quiet"] + data_args(str(bad_root), str(bad_root / "eval.txt"))
+    # 1 of 2 unreadable: more than Global.max_unreadable (5%) stops with the file and why
+    with pytest.raises(UserError, match=r"1 of 2 Eval images could not be loaded.*broken.jpg \(\w+"):
+        main(argv)
+    with open(bad_root / "eval.txt", "a") as f:
+        f.write("missing.jpg\t[]\n")
+    # a missing file is found before the model loads
+    with pytest.raises(UserError, match=r"1 of 3 Eval images could not be loaded.*missing.jpg \(no such file\)"):
+        main(argv)
+    out = main(argv + ["Global.max_unreadable=0.9"])
     assert out["skipped"] == 2 and out["images"] == 1
 
 

@@ -154,8 +154,8 @@ def test_a_pruning_target_selects_prune_qat_or_prune():
 @pytest.mark.parametrize("overrides, message", [
     ([], "pruning needs a target"),
     (["Prune.flops_ratio=0.3", "Prune.min_metric=0.5"], "not both"),
-    (["Prune.flops_ratio=1.5"], "Prune.flops_ratio must be a number between 0 and 1"),
-    (["Prune.flops_ratio=0.3", "Prune.ratios=[0.1, 1.2]"], "Prune.ratios must be ratios between 0 and 1"),
+    (["Prune.flops_ratio=1.5"], r"Prune.flops_ratio must be in \(0, 1\), not 1.5"),
+    (["Prune.flops_ratio=0.3", "Prune.ratios=[0.1, 1.2]"], r"Prune.ratios must be a list of shares in \(0, 1\)"),
     (["Prune.flops_ratio=0.3", "Prune.criterion=random"], "Prune.criterion 'random'"),
     (["Prune.flops_ratio=0.3", "Prune.sensitivity=no/such.json"], "no such file"),
     (["Prune.flops_ratio=0.3", "Prune.finetune={train_iter: 2, warmup: 3}"], "unknown key TrainConfig.warmup"),

@@ -54,17 +54,30 @@ def test_act_config_scales_lr_and_steps_with_cards():
 def test_save_dir_refusals(tmp_path):
     model = tmp_path / "model"
     model.mkdir()
+    inputs = [("model dir", str(model))]
     with pytest.raises(UserError, match="inside the model dir"):
-        check_save_dir(str(model / "out"), [str(model)])
-    with pytest.raises(UserError, match="inside the model dir"):
-        check_save_dir(str(model), [str(model)])
+        check_save_dir(str(model / "out"), inputs)
+    with pytest.raises(UserError, match="is the model dir"):
+        check_save_dir(str(model), inputs)
+    with pytest.raises(UserError, match="holds the model dir"):
+        check_save_dir(str(tmp_path), inputs, overwrite=True)
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("user data")
-    with pytest.raises(UserError, match="not empty.*--overwrite"):
-        check_save_dir(str(full), [str(model)])
-    check_save_dir(str(full), [str(model)], overwrite=True)
-    check_save_dir(str(tmp_path / "new"), [str(model)])
+    for overwrite in (False, True):  # never the user's own folder, even with --overwrite
+        with pytest.raises(UserError, match="holds files ocrslim did not write"):
+            check_save_dir(str(full), inputs, overwrite)
+    ours = tmp_path / "ours"
+    staging = staging_dir(str(ours))
+    open(os.path.join(staging, "report.json"), "w").close()
+    publish(staging, str(ours), kind="run")
+    with pytest.raises(UserError, match="earlier ocrslim result.*--overwrite"):
+        check_save_dir(str(ours), inputs)
+    check_save_dir(str(ours), inputs, overwrite=True)
+    (ours / "notes.txt").write_text("mine")  # added later by the user: --overwrite would lose it
+    with pytest.raises(UserError, match="notes.txt in it was not written by ocrslim"):
+        check_save_dir(str(ours), inputs, overwrite=True)
+    check_save_dir(str(tmp_path / "new"), inputs)
 
 
 def test_publish_replaces_only_when_complete(tmp_path):
@@ -74,8 +87,8 @@ def test_publish_replaces_only_when_complete(tmp_path):
     staging = staging_dir(str(save))
     assert os.path.dirname(staging) == str(tmp_path) and os.path.basename(staging).startswith(".out.partial-")
     open(os.path.join(staging, "inference.pdmodel"), "w").close()
-    publish(staging, str(save))
-    assert sorted(os.listdir(save)) == ["inference.pdmodel"] and not os.path.exists(staging)
+    publish(staging, str(save), kind="run")
+    assert sorted(os.listdir(save)) == [".ocrslim.json", "inference.pdmodel"] and not os.path.exists(staging)
 
 
 def _argv(tmp_path, save_dir, *extra):
@@ -90,7 +103,7 @@ def test_run_refuses_before_heavy_work(tmp_path):
     full = tmp_path / "full"
     full.mkdir()
     (full / "x").write_text("x")
-    with pytest.raises(UserError, match="not empty"):
+    with pytest.raises(UserError, match="holds files ocrslim did not write"):
         main(_argv(tmp_path, full))
     model = tmp_path / "model"
     shutil.copytree(resolve_path("bundled:ch_PP-OCRv4_rec_infer"), model)

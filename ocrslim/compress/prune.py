@@ -277,7 +277,7 @@ def _analyze(config, task_cls, model_files, place, progress):
     s = settings(config)
     graph = load(model_files)
     exe = paddle.static.Executor(place)
-    samples = build_samples(config["Eval"], task_cls.name)
+    samples = build_samples(config, "Eval", task_cls.name)
     n = subset_size(config, task_cls)
     subset = CachedSamples(samples, subset_indices(len(samples), n, config["Global"]["seed"]))
     shape = list(subset.load(0)["image"].shape)  # the first subset image's size: where FLOPs are counted

@@ -260,6 +260,15 @@ def subset_size(config, task_cls):
     return config["Sensitivity"]["images"] or DEFAULT_IMAGES[task_cls.name]
 
 
+def check_subset(config, task_cls, n_eval, parts=1):
+    """Before any work: Eval holds `parts` disjoint subsets of Sensitivity.images items."""
+    n = subset_size(config, task_cls)
+    if n * parts > n_eval:
+        raise UserError(f"Eval has {n_eval} images, too few for {parts} subset(s) of {n}: lower Sensitivity.images "
+                        f"(at most {n_eval // parts})")
+    return n
+
+
 def analyze(config, task_cls, model_files, progress, stability=None):
     """The sensitivity table of every quantizable layer (see the module doc), on the config's
     Sensitivity subset; stability (default Sensitivity.stability) adds the second subset."""
@@ -283,7 +292,7 @@ def _analyze(config, task_cls, model_files, place, images, stability, progress):
     t_cal = time.time() - t0
     layers = build(graph, thresholds, settings["quantize_op_types"])
     log.info("calibrated in %.0fs; %d quantizable layers", t_cal, len(layers))
-    samples = build_samples(config["Eval"], task_cls.name)
+    samples = build_samples(config, "Eval", task_cls.name)
     key, batch = task_cls.main_indicator, config["Eval"]["loader"]["batch_size_per_card"]
     parts = [0, 1] if stability else [0]
     results = []

@@ -124,7 +124,7 @@ class Qat:
         callback = functools.partial(act_eval, samples=run.samples, task=run.task_cls(config),
                                      batch_size=config["Eval"]["loader"]["batch_size_per_card"],
                                      rank=run.rank, progress=run.progress, history=history)
-        train_images = len(build_samples(config["Train"], run.task_cls.name))  # for TrainConfig.epochs
+        train_images = len(build_samples(config, "Train", run.task_cls.name))  # for TrainConfig.epochs
         act = qat.act_config(config, node, run.world, train_images)
         choice = qat.run_act(run.model_files, run.staging, act, reader, callback, keep_float, scales, place,
                              fleet=run.device["fleet"], rank=run.rank)
@@ -277,7 +277,7 @@ def finetune(run, pruned_files, out_dir, place):
     train = cfg.merge(config["TrainConfig"] or {}, config["Prune"]["finetune"] or {})
     strategy = {**qat.distill_config(config, node),
                 "TrainConfig": qat.train_config(train, config, run.world,
-                                                len(build_samples(config["Train"], run.task_cls.name)))}
+                                                len(build_samples(config, "Train", run.task_cls.name)))}
     reader = config_train_reader(config, run.task_cls.name, feeds[0], run.rank, run.world)
     paddle.enable_static()
     history = []

@@ -31,17 +31,17 @@ from .. import model as mdl
 from . import backends, runtime
 from . import peer as peer_mod
 from ..data import stack_images
-from ..errors import UserError
+from ..errors import ArgumentParser, UserError
 from ..eval_cli import prepare
 from ..logs import setup_logging, table
-from ..outputs import is_inside, write_json
+from ..outputs import check_json_out, check_report_dir, config_inputs, write_result
 from ..tasks import get_task
 
 log = logging.getLogger("ocrslim")
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="bench.py", description=__doc__,
+    p = ArgumentParser(prog="bench.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", required=True, help="YAML config (see configs/); its Eval set is used")
     p.add_argument("--model_dir", action="append", default=[],
@@ -155,10 +155,10 @@ def input_shapes(samples, indices):
 
 
 def _load(samples, indices):
-    """Preprocessed (sample, input batch) pairs for `indices`, and how many were unreadable."""
+    """Preprocessed (sample, input batch) pairs for `indices`, and the indices that were unreadable."""
     items = [samples.load(i) for i in indices]
     loaded = [(item, stack_images([item])) for item in items if item is not None]
-    return loaded, len(items) - len(loaded)
+    return loaded, [i for i, item in zip(indices, items) if item is None]
 
 
 def _run(candidate, loaded, timed, task=None):
@@ -195,15 +195,16 @@ def run_bench(candidates, samples, indices, repeat, progress=True):
     first timed pass.
     """
     n = len(candidates)
-    skipped = 0
+    skipped = []
     blocks = [indices[k:k + BLOCK] for k in range(0, len(indices), BLOCK)]
     with tqdm(total=len(indices) * (WARMUP_PASSES + repeat), desc="bench", unit="img", disable=not progress,
               leave=False) as bar:
         for warmup in range(WARMUP_PASSES):  # every model sees every input shape
             for block in blocks:
                 loaded, bad = _load(samples, block)
-                if warmup == 0:
+                if warmup == 0 and bad:
                     skipped += bad
+                    samples.check_unreadable(skipped)
                 for c in candidates:
                     _run(c, loaded, timed=False)
                 bar.update(len(block))
@@ -217,9 +218,8 @@ def run_bench(candidates, samples, indices, repeat, progress=True):
                     _run(c, loaded, timed=True, task=c.task if rep == 0 else None)
                 turn += 1
                 bar.update(len(block))
-    if skipped:
-        log.warning("skipped %d unreadable images", skipped)
-    return skipped
+    samples.check_unreadable(skipped, done=True)
+    return len(skipped)
 
 
 def results(candidates, task_cls):
@@ -276,19 +276,6 @@ def print_table(out, task_cls):
 
 
 
-def check_report_dir(report_dir, model_dirs, overwrite):
-    """Reports go next to our own outputs, never into a user's model folder."""
-    for model_dir in model_dirs:
-        ours = os.path.isfile(os.path.join(model_dir, "report.json"))
-        if is_inside(report_dir, model_dir) and not ours:
-            raise UserError(f"--report {report_dir} is inside the model dir {model_dir}: choose another folder "
-                            "(only run.py output folders take a report)")
-    existing = [n for n in ("report.md", "report.png", "bench.json")
-                if os.path.exists(os.path.join(report_dir, n))]
-    if existing and not overwrite:
-        raise UserError(f"{report_dir} already has {existing[0]}: pass --overwrite to replace the report")
-
-
 class Options:
     """What to bench and how (the CLI flags, also filled in by run.py)."""
 
@@ -301,8 +288,8 @@ class Options:
 
 def bench(config, opts, progress=True):
     """Run the benchmark; returns the JSON dict."""
-    if opts.repeat < 1 or opts.threads < 1:
-        raise UserError("--repeat and --threads must be at least 1")
+    if opts.repeat < 1 or opts.threads < 1 or (opts.max_images is not None and opts.max_images < 1):
+        raise UserError("--repeat, --threads and --max_images must be at least 1")
     task_cls, samples = prepare(config)
     indices = list(range(len(samples)))[: opts.max_images or None]
     shapes = input_shapes(samples, indices) if config["Global"]["devices"] != "cpu" else None  # gpu, gpu:N
@@ -310,6 +297,10 @@ def bench(config, opts, progress=True):
         candidates, not_offered = build_candidates(config, opts, task_cls, work_dir, shapes)
         log.info("benchmarking %d model(s) on %d images, %d thread(s)", len(candidates), len(indices), opts.threads)
         skipped = run_bench(candidates, samples, indices, opts.repeat, progress)
+    if skipped == len(indices):
+        raise UserError(f"none of the {len(indices)} Eval images could be loaded: nothing was timed or scored")
+    for c in candidates:
+        c.task.check_result()
     rows, fastest = results(candidates, task_cls)
     return {"model_type": task_cls.name, "main_indicator": task_cls.main_indicator, "threads": opts.threads,
             "devices": config["Global"]["devices"], "cpu": cpu.summary(), "images": len(indices) - skipped,
@@ -328,13 +319,18 @@ def main(argv=None):
         config["Global"]["devices"] = args.devices
     distributed.parse_devices(config["Global"]["devices"])  # a bad value fails here, before any model loads
     model_dirs = args.model_dir or [config["Global"]["model_dir"]]
+    if not all(model_dirs):
+        raise UserError("no model given: set Global.model_dir or pass --model_dir DIR")
+    inputs = config_inputs(config) + [("model dir", cfg.resolve_path(d)) for d in model_dirs]
+    if args.json:
+        check_json_out(args.json, inputs)
     if args.report:
-        check_report_dir(args.report, [cfg.resolve_path(d) for d in model_dirs], args.overwrite)
+        check_report_dir(args.report, inputs, args.overwrite)
     opts = Options(model_dirs, args.backend, args.peer, args.threads, args.repeat, args.precision, args.max_images)
     out = bench(config, opts, progress=not args.quiet)
     print(print_table(out, get_task(config)))
     if args.json:
-        write_json(args.json, out)
+        write_result(args.json, out, "bench")
         log.info("wrote %s", args.json)
     if args.report:
         from .report import write_report

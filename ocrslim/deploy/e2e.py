@@ -27,6 +27,7 @@ from .. import cpu
 from . import backends
 from . import peer as peer_mod
 from ..data import import_ppocr, read_labels
+from ..errors import UserError
 from ..metrics import geometry_iou, is_ignored_pred, det_scores, normalize_text, to_geometry
 from ..tasks import DetTask, RecTask
 
@@ -215,7 +216,7 @@ def _ground_truth(label):
             [b["transcription"] in ("###", "*") for b in boxes])
 
 
-def evaluate_e2e(pipeline, items, metric, progress=True, warmup=WARMUP_IMAGES):
+def evaluate_e2e(pipeline, items, metric, progress=True, warmup=WARMUP_IMAGES, max_unreadable=0.05):
     """Score `pipeline` on [(image_path, det_label)]; time each image end to end.
 
     A timed image covers decode, det pre/post-processing, crops, rec and text
@@ -227,21 +228,27 @@ def evaluate_e2e(pipeline, items, metric, progress=True, warmup=WARMUP_IMAGES):
         if image is not None:
             pipeline(image)
     metric.reset()
-    times, skipped = [], 0
+    times, skipped = [], []
     for path, label in tqdm(items, desc="e2e", unit="img", disable=not progress, leave=False):
         start = time.perf_counter()
         image = cv2.imread(path)
         if image is None:
-            skipped += 1
+            skipped.append(path)
+            if len(skipped) > max_unreadable * len(items):
+                raise UserError(f"{len(skipped)} of {len(items)} Eval images could not be read, more than "
+                                f"Global.max_unreadable ({max_unreadable:.0%}) allows: {', '.join(skipped[:3])}. "
+                                "Fix Eval.dataset.data_dir or the label file")
             continue
         boxes, texts = pipeline(image)
         times.append(time.perf_counter() - start)
         metric.update(*_ground_truth(label), boxes, texts)
     if skipped:
-        log.warning("skipped %d of %d images that could not be read", skipped, len(items))
-    latency = {"median": round(1000 * statistics.median(times), 2) if times else 0.0,
-               "mean": round(1000 * statistics.mean(times), 2) if times else 0.0}
-    return {"metrics": metric.result(), "images": len(times), "skipped": skipped, "latency_ms": latency,
+        log.warning("skipped %d of %d images that could not be read: %s", len(skipped), len(items),
+                    ", ".join(skipped[:3]))
+    if not times or metric.gt == 0:
+        raise UserError("no image with a labelled text box could be scored, so there is no end-to-end metric")
+    latency = {"median": round(1000 * statistics.median(times), 2), "mean": round(1000 * statistics.mean(times), 2)}
+    return {"metrics": metric.result(), "images": len(times), "skipped": len(skipped), "latency_ms": latency,
             "per_image": metric.items()}  # [gt, pred, tp] per image: what a drop interval resamples
 
 
@@ -266,6 +273,7 @@ def run_e2e(det_config, rec_config, backend="auto", devices="cpu", threads=2, pr
             rec_predict, rec_info = backends.predictor(rec_files, backend, "rec", tmp_dir, "rec", devices, threads)
         pipeline = Pipeline(det_config, rec_config, det_predict, rec_predict)
         pipeline.check_models()
-        result = evaluate_e2e(pipeline, items, metric, progress=progress)
+        result = evaluate_e2e(pipeline, items, metric, progress=progress,
+                              max_unreadable=det_config["Global"].get("max_unreadable", 0.05))
     return {"det_model_dir": det_files[0], "rec_model_dir": rec_files[0], **result,
             "backend": {"det": det_info, "rec": rec_info}, "cpu": cpu.summary(), "peer": peer}

@@ -37,6 +37,7 @@ runtime.paddle_predictor took it to about 18.5 ms.
 import functools
 import logging
 import os
+import shutil
 
 import numpy as np
 
@@ -483,9 +484,9 @@ def main(argv=None):
     into save_dir/deploy. The model dir is only read.
     """
     import argparse
-    from ..errors import UserError
+    from ..errors import ArgumentParser, UserError
     from ..outputs import check_save_dir, publish, staging_dir
-    p = argparse.ArgumentParser(prog="python -m ocrslim.deploy", description=main.__doc__,
+    p = ArgumentParser(prog="python -m ocrslim.deploy", description=main.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", help="int8 model folder from run.py (inference.pdmodel + inference.pdiparams)")
     p.add_argument("out_dir", help="new folder for the rewritten inference.pdmodel + inference.pdiparams")
@@ -495,10 +496,14 @@ def main(argv=None):
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
         raise UserError(f"{missing[0]} not found: model_dir must hold inference.pdmodel and inference.pdiparams")
-    check_save_dir(args.out_dir, [args.model_dir], args.overwrite)
+    check_save_dir(args.out_dir, [("model dir", args.model_dir)], args.overwrite, flag="out_dir")
     staging = staging_dir(args.out_dir)
-    counts = write_model(args.model_dir, staging)
-    publish(staging, args.out_dir)
+    try:
+        counts = write_model(args.model_dir, staging)
+        publish(staging, args.out_dir, kind="deploy")
+    finally:
+        if os.path.isdir(staging):
+            shutil.rmtree(staging, ignore_errors=True)
     print(f"wrote {args.out_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return counts
 

@@ -4,14 +4,13 @@ bench.py --report and run.py write one for a det or rec model; to combine a
 det and a rec bench (which adds the det+rec pair size):
   python -m ocrslim.deploy.report --out output/demo/report output/demo/bench_det.json output/demo/bench_rec.json
 """
-import argparse
 import json
 import os
 
 from .. import cpu, stats
 from ..config import display_path
-from ..errors import UserError
-from ..outputs import write_json, write_text
+from ..errors import ArgumentParser, UserError
+from ..outputs import REPORT_FILES, add_to_manifest, check_report_dir, write_json, write_text
 
 
 def _fmt(value, pattern):
@@ -138,19 +137,23 @@ def plot(benches, path):
 
 
 def write_report(report_dir, benches, e2e_runs=()):
-    """report.md, report.png and bench.json in report_dir (each written atomically)."""
+    """report.md, report.png and bench.json in report_dir (each written atomically), recorded in
+    the folder's manifest as the tool's own (outputs.check_report_dir checked the folder)."""
     os.makedirs(report_dir, exist_ok=True)
     write_text(os.path.join(report_dir, "report.md"), "# ocrslim benchmark\n\n" + markdown(benches, e2e_runs))
     plot(benches, os.path.join(report_dir, "report.png"))
     write_json(os.path.join(report_dir, "bench.json"), benches if len(benches) > 1 else benches[0])
+    add_to_manifest(report_dir, REPORT_FILES, "report")
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m ocrslim.deploy.report", description="combine bench.py JSON files")
+    p = ArgumentParser(prog="python -m ocrslim.deploy.report", description="combine bench.py JSON files")
     p.add_argument("--out", required=True, help="folder for report.md, report.png and bench.json")
     p.add_argument("bench_json", nargs="+", help="bench.py --json files (or run.py's bench.json), "
                    "and eval.py --e2e --json files")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier report in --out")
     args = p.parse_args(argv)
+    check_report_dir(args.out, [("bench JSON", path) for path in args.bench_json], args.overwrite, flag="--out")
     benches, e2e_runs = [], []
     for path in args.bench_json:
         try:
@@ -159,7 +162,11 @@ def main(argv=None):
         except (OSError, ValueError) as err:
             raise UserError(f"cannot read bench JSON {path}: {err}")
         for item in data if isinstance(data, list) else [data]:
+            if not isinstance(item, dict) or not ({"models", "det_model_dir"} & set(item)):
+                raise UserError(f"{path} is not a bench.py or eval.py --e2e JSON result")
             (e2e_runs if "det_model_dir" in item else benches).append(item)
+    if not benches and not e2e_runs:
+        raise UserError("no results to report")
     write_report(args.out, benches, e2e_runs)
     print(markdown(benches, e2e_runs))
 
