@@ -6,12 +6,14 @@ import os
 from . import distributed
 from .config import resolve_path
 from .errors import UserError
+from .model_check import check_model_files
 
 log = logging.getLogger("ocrslim")
 
 
 def model_files(global_cfg):
-    """Resolve and check Global.model_dir; return (model_dir, model_filename, params_filename)."""
+    """Resolve and check Global.model_dir and its two files (model_check); return
+    (model_dir, model_filename, params_filename)."""
     model_dir = resolve_path(global_cfg.get("model_dir"))
     if not model_dir:
         raise UserError("no model given: set Global.model_dir or pass --model_dir DIR")
@@ -25,6 +27,8 @@ def model_files(global_cfg):
             raise UserError(f"{model_dir} has no {name} (found: {', '.join(found) or 'no *.pdmodel/*.pdiparams'}); "
                             "point --model_dir at a Paddle inference model folder or set "
                             "Global.model_filename / Global.params_filename")
+    # milliseconds here save a C++ traceback (or a crash) from Paddle at the first load
+    check_model_files(model_dir, model_file, params_file)
     return model_dir, model_file, params_file
 
 

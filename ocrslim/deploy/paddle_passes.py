@@ -484,6 +484,7 @@ def main(argv=None):
     """
     import argparse
     from ..errors import UserError
+    from ..model_check import check_model_files
     from ..outputs import check_save_dir, publish, staging_dir
     p = argparse.ArgumentParser(prog="python -m ocrslim.deploy", description=main.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -495,6 +496,8 @@ def main(argv=None):
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
         raise UserError(f"{missing[0]} not found: model_dir must hold inference.pdmodel and inference.pdiparams")
+    check_model_files(args.model_dir, "inference.pdmodel", "inference.pdiparams",
+                      fix="model_dir must be a Paddle inference model folder")
     check_save_dir(args.out_dir, [args.model_dir], args.overwrite)
     staging = staging_dir(args.out_dir)
     counts = write_model(args.model_dir, staging)
