@@ -6,7 +6,7 @@ import os
 from . import distributed
 from .config import resolve_path
 from .errors import UserError
-from .model_check import check_model_files
+from .model_check import check_model_files, paddle_load_errors
 
 log = logging.getLogger("ocrslim")
 
@@ -63,7 +63,7 @@ def load(global_cfg):
     exe = paddle.static.Executor(place(global_cfg.get("devices", "cpu")))
     scope = paddle.static.global_scope()
     stem = model_file[: -len(".pdmodel")]
-    with paddle.static.scope_guard(scope):
+    with paddle.static.scope_guard(scope), paddle_load_errors(model_dir):
         if model_file.endswith(".pdmodel") and params_file == stem + ".pdiparams":
             found = paddle.static.load_inference_model(os.path.join(model_dir, stem), exe)
         else:  # odd file names need the older call form

@@ -165,3 +165,28 @@ def not_these_weights(path, model_file, why):
     return UserError(f"{path} does not hold this program's weights ({why}): use the .pdiparams saved with "
                      f"{model_file}")
 
+
+# What Paddle's C++ load errors arrive as in Python (its error codes map to these types:
+# InvalidArgument -> ValueError, Unavailable/PreconditionNotMet -> RuntimeError, ...).
+PADDLE_LOAD_ERRORS = (RuntimeError, ValueError, OSError, MemoryError)
+
+
+@contextlib.contextmanager
+def paddle_load_errors(where):
+    """Paddle's load errors inside the block become one UserError line naming `where`.
+    Wrap Paddle's own load call and nothing more: an error from our code is a bug and
+    keeps its traceback."""
+    try:
+        yield
+    except PADDLE_LOAD_ERRORS as err:
+        raise UserError(f"Paddle could not load {where}: {first_line(err)}") from err
+
+
+def first_line(err):
+    """The line of a Paddle error that says what went wrong: Paddle puts "In user code:" and a
+    Python stack before the "(Unavailable) ..." or "UnavailableError: ..." line."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith("(") or ln.split(":")[0].endswith("Error"):
+            return ln
+    return lines[0] if lines else type(err).__name__

@@ -1,5 +1,5 @@
-"""Damaged model files give one line naming the file and the cause: model_check's structural
-check, which every command runs through model.model_files before any model is loaded."""
+"""Damaged model files give one line naming the file and the cause, wherever a model is loaded:
+model_check's structural check (every command, via model.model_files) and Paddle's own load errors."""
 import ctypes
 import os
 import shutil
@@ -213,6 +213,20 @@ def test_int8_model_and_its_deploy_rewrite_pass(quantize, tmp_path):
     truncate(1)(int8)
     with pytest.raises(UserError, match="is truncated"):
         check_model_files(int8, *FILES)
+
+
+def test_paddle_load_errors_past_the_check_are_one_line(tmp_path, monkeypatch):
+    """Belt and braces: what Paddle raises when it loads a damaged model itself."""
+    from ocrslim.deploy.paddle_graph import PaddleGraph
+    model = copy_model("rec", tmp_path / "model")
+    truncate(0)(model)
+    monkeypatch.setattr(mdl, "check_model_files", lambda *args: None)
+    with pytest.raises(UserError) as err:
+        mdl.load({"model_dir": model})
+    assert str(err.value) == (f"Paddle could not load {model}: UnavailableError: An error occurred while loading "
+                              "model parameters. Please check whether the model file is complete or damaged.")
+    with pytest.raises(UserError, match=r"^Paddle could not load x\.pdmodel: \(InvalidArgument\) Failed to parse"):
+        PaddleGraph(b"not a program", source="x.pdmodel")
 
 
 def test_deploy_cli_checks_its_model_dir(tmp_path):

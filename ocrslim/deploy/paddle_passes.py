@@ -447,13 +447,14 @@ def run_passes(p, passes=PASSES):
     return {name: fn(p) for name, fn in passes}
 
 
-def optimize(program_bytes, params_bytes):
+def optimize(program_bytes, params_bytes, source=None):
     """The rewritten program and weights, as bytes for paddle.inference.Config.set_model_buffer.
 
-    Returns (program, params, counts): counts says what each pass did.
+    Returns (program, params, counts): counts says what each pass did. `source` (the model's
+    folder) names the model if Paddle cannot load it.
     """
     with static_mode():
-        p = PaddleGraph(program_bytes, params_bytes)
+        p = PaddleGraph(program_bytes, params_bytes, source=source)
         counts = run_passes(p)
         program, params = p.serialize()
     log.debug("deploy rewrites: %s", counts)
@@ -467,7 +468,7 @@ def write_model(model_dir, out_dir):
     """
     with open(os.path.join(model_dir, "inference.pdmodel"), "rb") as f, \
             open(os.path.join(model_dir, "inference.pdiparams"), "rb") as g:
-        program, params, counts = optimize(f.read(), g.read())
+        program, params, counts = optimize(f.read(), g.read(), source=model_dir)
     os.makedirs(out_dir, exist_ok=True)
     for name, data in (("inference.pdmodel", program), ("inference.pdiparams", params)):
         with open(os.path.join(out_dir, name), "wb") as f:
