@@ -1,4 +1,4 @@
-"""A cheap, exact check of a model's files before Paddle loads them.
+"""A cheap, exact check of a model's files before Paddle or onnxruntime loads them.
 
 Paddle reports a damaged model with a C++ traceback: a truncated .pdiparams, a
 .pdmodel that is not a program, and even an unreadable file ("complete or
@@ -164,6 +164,23 @@ def truncated(path, size, need):
 def not_these_weights(path, model_file, why):
     return UserError(f"{path} does not hold this program's weights ({why}): use the .pdiparams saved with "
                      f"{model_file}")
+
+
+def check_onnx_file(path, fix):
+    """Raise a one-line UserError if the ONNX model at path is unreadable or does not parse
+    (onnx and onnxruntime would raise DecodeError / InvalidProtobuf tracebacks). Protobuf
+    cannot tell a truncated copy from another kind of file: the message names both."""
+    import onnx
+    from google.protobuf.message import DecodeError
+    with open_for_reading(path) as f:
+        data = f.read()
+    try:
+        model = onnx.load_model_from_string(data)
+    except DecodeError:
+        model = None
+    if model is None or not model.graph.node:
+        raise UserError(f"{path} is not a complete ONNX model ({len(data)} bytes: truncated, or another kind "
+                        f"of file): {fix}")
 
 
 # What Paddle's C++ load errors arrive as in Python (its error codes map to these types:

@@ -1,6 +1,8 @@
 """Damaged model files give one line naming the file and the cause, wherever a model is loaded:
-model_check's structural check (every command, via model.model_files) and Paddle's own load errors."""
+model_check's structural check (every command, via model.model_files), Paddle's and onnxruntime's
+own load errors, and load_predictor's deploy/ folder."""
 import ctypes
+import json
 import os
 import shutil
 import subprocess
@@ -227,6 +229,63 @@ def test_paddle_load_errors_past_the_check_are_one_line(tmp_path, monkeypatch):
                               "model parameters. Please check whether the model file is complete or damaged.")
     with pytest.raises(UserError, match=r"^Paddle could not load x\.pdmodel: \(InvalidArgument\) Failed to parse"):
         PaddleGraph(b"not a program", source="x.pdmodel")
+
+
+def _tiny_onnx(path):
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 48, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 48, 64])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+
+
+@pytest.fixture
+def deploy_folder(tmp_path):
+    """A minimal save_dir/deploy as backends.write_deploy lays it out: the bundled rec model, a
+    tiny ONNX model, settings.json."""
+    from ocrslim.deploy import backends
+    deploy = copy_model("rec", tmp_path / "save" / "deploy")
+    _tiny_onnx(os.path.join(deploy, backends.ONNX_FILE))
+    with open(os.path.join(deploy, backends.SETTINGS_FILE), "w", encoding="utf-8") as f:
+        json.dump({"task": "rec", "precision": "fp32", "paddle": {"files": list(FILES)},
+                   "onnxruntime": {"file": backends.ONNX_FILE, "file_without_vnni": backends.ONNX_FILE}}, f)
+    return str(tmp_path / "save"), deploy
+
+
+@pytest.mark.parametrize("backend,name,damage,expected", [
+    ("paddle", FILES[1], truncate(0), "is truncated"),
+    ("paddle", FILES[0], write(FILES[0], b"hello"), "is not a Paddle program"),
+    ("onnxruntime", "model.onnx", None, "is not a complete ONNX model"),  # truncated by 1 byte
+    ("onnxruntime", "model.onnx", write("model.onnx", b"ir_version: 8\n"), "is not a complete ONNX model"),
+])
+def test_load_predictor_names_the_damaged_deploy_file(deploy_folder, backend, name, damage, expected):
+    import ocrslim
+    save, deploy = deploy_folder
+    if damage is None:
+        path = os.path.join(deploy, name)
+        os.truncate(path, os.path.getsize(path) - 1)
+    else:
+        damage(deploy)
+    with pytest.raises(UserError) as err:
+        ocrslim.load_predictor(save, backend=backend)
+    message = str(err.value)
+    assert message.startswith(f"{os.path.join(deploy, name)} {expected}") and "\n" not in message, message
+    assert f"load_predictor needs {deploy} as run.py wrote it" in message or "copy the file again" in message
+
+
+def test_intact_onnx_deploy_loads_and_onnxruntime_errors_are_one_line(deploy_folder):
+    import ocrslim
+    from ocrslim.deploy.runtime import onnx_predictor
+    save, deploy = deploy_folder
+    predict = ocrslim.load_predictor(save, backend="onnxruntime")
+    images = -np.ones((1, 3, 48, 64), "float32")
+    assert (predict(images)[0] == 0).all() and predict.info["backend"] == "onnxruntime"
+    text = os.path.join(deploy, "notes.onnx")
+    with open(text, "w") as f:
+        f.write("not a model\n")
+    with pytest.raises(UserError, match=rf"^onnxruntime could not load {text}: .*INVALID_PROTOBUF"):
+        onnx_predictor(text)
 
 
 def test_deploy_cli_checks_its_model_dir(tmp_path):

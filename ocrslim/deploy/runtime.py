@@ -319,6 +319,18 @@ def onnx_model(files, out_dir, name):
     return optimize_int8_onnx(path, os.path.join(out_dir, name + ".int8.onnx"))
 
 
+@contextlib.contextmanager
+def onnx_load_errors(onnx_path):
+    """onnxruntime's errors on loading a model (a damaged or unreadable file, a graph it cannot
+    build) become one UserError line naming the file."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+    try:
+        yield
+    except (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.InvalidProtobuf, ort_errors.NoSuchFile,
+            ort_errors.InvalidGraph, ort_errors.NotImplemented) as err:
+        raise UserError(f"onnxruntime could not load {onnx_path}: {str(err).strip().splitlines()[0]}") from err
+
+
 def onnx_predictor(onnx_path, devices="cpu", threads=2):
     """onnxruntime session for an ONNX file; returns (predict, info)."""
     import onnxruntime as ort
@@ -335,7 +347,8 @@ def onnx_predictor(onnx_path, devices="cpu", threads=2):
     else:
         providers = ["CPUExecutionProvider"]
     options_per_provider = [{"device_id": gpu}] if gpu is not None else None
-    session = ort.InferenceSession(onnx_path, options, providers=providers, provider_options=options_per_provider)
+    with onnx_load_errors(onnx_path):
+        session = ort.InferenceSession(onnx_path, options, providers=providers, provider_options=options_per_provider)
     name = session.get_inputs()[0].name
 
     def predict(images):
