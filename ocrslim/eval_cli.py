@@ -31,7 +31,7 @@ log = logging.getLogger("ocrslim")
 
 def parse_args(argv):
     p = ArgumentParser(prog="eval.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", required=True, help="YAML config (see configs/)")
     p.add_argument("--model_dir", help="inference model folder; overrides Global.model_dir")
     p.add_argument("-o", "--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",

@@ -6,12 +6,14 @@ import os
 from . import distributed
 from .config import resolve_path
 from .errors import UserError
+from .model_check import check_model_files, paddle_load_errors
 
 log = logging.getLogger("ocrslim")
 
 
 def model_files(global_cfg):
-    """Resolve and check Global.model_dir; return (model_dir, model_filename, params_filename)."""
+    """Resolve and check Global.model_dir and its two files (model_check); return
+    (model_dir, model_filename, params_filename)."""
     model_dir = resolve_path(global_cfg.get("model_dir"))
     if not model_dir:
         raise UserError("no model given: set Global.model_dir or pass --model_dir DIR")
@@ -25,6 +27,8 @@ def model_files(global_cfg):
             raise UserError(f"{model_dir} has no {name} (found: {', '.join(found) or 'no *.pdmodel/*.pdiparams'}); "
                             "point --model_dir at a Paddle inference model folder or set "
                             "Global.model_filename / Global.params_filename")
+    # milliseconds here save a C++ traceback (or a crash) from Paddle at the first load
+    check_model_files(model_dir, model_file, params_file)
     return model_dir, model_file, params_file
 
 
@@ -59,7 +63,7 @@ def load(global_cfg):
     exe = paddle.static.Executor(place(global_cfg.get("devices", "cpu")))
     scope = paddle.static.global_scope()
     stem = model_file[: -len(".pdmodel")]
-    with paddle.static.scope_guard(scope):
+    with paddle.static.scope_guard(scope), paddle_load_errors(model_dir):
         if model_file.endswith(".pdmodel") and params_file == stem + ".pdiparams":
             found = paddle.static.load_inference_model(os.path.join(model_dir, stem), exe)
         else:  # odd file names need the older call form

@@ -38,7 +38,7 @@ log = logging.getLogger("ocrslim")
 
 def parse_args(argv):
     p = ArgumentParser(prog="run.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", "--config_path", dest="config", required=True,
                    help="YAML config (see configs/); --config_path as in PaddleSlim's example")
     p.add_argument("--save_dir", required=True, help="folder for the compressed model and report")

@@ -14,6 +14,7 @@ from .. import cpu
 from . import runtime
 from ..errors import UserError
 from ..model import model_size_mb
+from ..model_check import check_model_files, check_onnx_file
 
 log = logging.getLogger("ocrslim")
 
@@ -234,14 +235,17 @@ def load_predictor(save_dir, backend="auto", threads=2):
     except (OSError, ValueError) as err:
         raise UserError(f"{save_dir} is not a run.py output folder ({err}): load_predictor needs its deploy/")
     backend, choice = resolve(backend, settings["task"], settings["precision"])
+    fix = f"load_predictor needs {deploy_dir} as run.py wrote it (copy it again, or run run.py again)"
     if backend == "onnxruntime":
         import tempfile
         path = os.path.join(deploy_dir, settings["onnxruntime"]["file"])
+        check_onnx_file(path, fix)
         # a folder from before model.u8u8.onnx existed gets it in a temp dir, never in save_dir
         with tempfile.TemporaryDirectory(prefix="ocrslim-load-") as tmp:
             path = for_this_cpu(path, OnnxBackend.cpu_settings(), tmp)
             predict, info = runtime.onnx_predictor(path, "cpu", threads)
     else:  # paddle
+        check_model_files(deploy_dir, *PADDLE_FILES, fix=fix)
         predict, info = runtime.paddle_predictor((deploy_dir,) + PADDLE_FILES, "cpu", threads)
     predict.info = {**info, "choice": choice, "cpu": cpu.describe()}
     return predict

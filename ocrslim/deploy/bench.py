@@ -42,7 +42,7 @@ log = logging.getLogger("ocrslim")
 
 def parse_args(argv):
     p = ArgumentParser(prog="bench.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", required=True, help="YAML config (see configs/); its Eval set is used")
     p.add_argument("--model_dir", action="append", default=[],
                    help="model folder (repeat for several; default: Global.model_dir)")

@@ -16,6 +16,8 @@ import logging
 
 import numpy as np
 
+from ..model_check import paddle_load_errors
+
 
 @contextlib.contextmanager
 def static_mode():
@@ -66,15 +68,17 @@ class PaddleGraph:
     With params_bytes the weights load into a private scope (value, set_value,
     add_param and serialize with weights need them); without, only the
     program is read, which is fast. Build one with weights, and change any
-    graph, inside static_mode().
+    graph, inside static_mode(). `source` (the model's folder or file) names it
+    in the one-line error a Paddle load error becomes.
     """
 
-    def __init__(self, program_bytes, params_bytes=None):
+    def __init__(self, program_bytes, params_bytes=None, source=None):
         import paddle
         self.paddle = paddle
         self.scope = None
         if params_bytes is None:
-            with static_mode():  # Paddle builds its Operator objects only in static mode
+            # Paddle builds its Operator objects only in static mode
+            with static_mode(), paddle_load_errors(source or "a Paddle program"):
                 self.program = paddle.static.Program.parse_from_string(program_bytes)
             block = self.program.global_block()
             self.feeds = [op.output("Out")[0] for op in block.ops if op.type == "feed"]
@@ -82,7 +86,8 @@ class PaddleGraph:
         else:
             self.scope = paddle.static.Scope()
             self.exe = paddle.static.Executor(paddle.CPUPlace())
-            with paddle.static.scope_guard(self.scope), _quiet_paddle_logger():
+            with paddle.static.scope_guard(self.scope), _quiet_paddle_logger(), \
+                    paddle_load_errors(source or "a Paddle model"):
                 self.program, self.feeds, self.fetches = paddle.static.load_inference_model(
                     None, self.exe, model_filename=program_bytes, params_filename=params_bytes)
         self.block = self.program.global_block()
@@ -91,7 +96,7 @@ class PaddleGraph:
     @classmethod
     def from_files(cls, files, weights=True):
         program, params = read_files(files)
-        return cls(program, params if weights else None)
+        return cls(program, params if weights else None, source=files[0])
 
     # -- the index --------------------------------------------------------------------------
     @property

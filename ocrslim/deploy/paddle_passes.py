@@ -448,13 +448,14 @@ def run_passes(p, passes=PASSES):
     return {name: fn(p) for name, fn in passes}
 
 
-def optimize(program_bytes, params_bytes):
+def optimize(program_bytes, params_bytes, source=None):
     """The rewritten program and weights, as bytes for paddle.inference.Config.set_model_buffer.
 
-    Returns (program, params, counts): counts says what each pass did.
+    Returns (program, params, counts): counts says what each pass did. `source` (the model's
+    folder) names the model if Paddle cannot load it.
     """
     with static_mode():
-        p = PaddleGraph(program_bytes, params_bytes)
+        p = PaddleGraph(program_bytes, params_bytes, source=source)
         counts = run_passes(p)
         program, params = p.serialize()
     log.debug("deploy rewrites: %s", counts)
@@ -468,7 +469,7 @@ def write_model(model_dir, out_dir):
     """
     with open(os.path.join(model_dir, "inference.pdmodel"), "rb") as f, \
             open(os.path.join(model_dir, "inference.pdiparams"), "rb") as g:
-        program, params, counts = optimize(f.read(), g.read())
+        program, params, counts = optimize(f.read(), g.read(), source=model_dir)
     os.makedirs(out_dir, exist_ok=True)
     for name, data in (("inference.pdmodel", program), ("inference.pdiparams", params)):
         with open(os.path.join(out_dir, name), "wb") as f:
@@ -485,9 +486,10 @@ def main(argv=None):
     """
     import argparse
     from ..errors import ArgumentParser, UserError
+    from ..model_check import check_model_files
     from ..outputs import check_save_dir, publish, staging_dir
     p = ArgumentParser(prog="python -m ocrslim.deploy", description=main.__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", help="int8 model folder from run.py (inference.pdmodel + inference.pdiparams)")
     p.add_argument("out_dir", help="new folder for the rewritten inference.pdmodel + inference.pdiparams")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty out_dir")
@@ -496,6 +498,8 @@ def main(argv=None):
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
         raise UserError(f"{missing[0]} not found: model_dir must hold inference.pdmodel and inference.pdiparams")
+    check_model_files(args.model_dir, "inference.pdmodel", "inference.pdiparams",
+                      fix="model_dir must be a Paddle inference model folder")
     check_save_dir(args.out_dir, [("model dir", args.model_dir)], args.overwrite, flag="out_dir")
     staging = staging_dir(args.out_dir)
     try:

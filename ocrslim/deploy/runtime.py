@@ -15,6 +15,7 @@ import sys
 
 from .. import distributed
 from ..errors import UserError
+from ..model_check import paddle_load_errors
 
 log = logging.getLogger("ocrslim")
 
@@ -53,7 +54,7 @@ def _program(model_path):
     """The graph of a .pdmodel file, read without its weights."""
     from .paddle_graph import PaddleGraph
     with open(model_path, "rb") as f:
-        return PaddleGraph(f.read())
+        return PaddleGraph(f.read(), source=model_path)
 
 
 def paddle_ops(model_path):
@@ -111,7 +112,7 @@ def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=N
         # from elsewhere runs as Paddle Inference runs it.
         from .paddle_passes import optimize
         with open(model_path, "rb") as f, open(os.path.join(model_dir, params_file), "rb") as g:
-            program, params, _ = optimize(f.read(), g.read())
+            program, params, _ = optimize(f.read(), g.read(), source=model_dir)
         config.set_model_buffer(program, len(program), params, len(params))
     config.disable_glog_info()
     full_images = paddle_input_shape(model_path)[2:] == [-1, -1]
@@ -157,7 +158,7 @@ def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=N
                 name = [outs[0] for t, outs in paddle_ops(model_path) if t == "feed"][0]
                 config.set_trt_dynamic_shape_info({name: shapes[0]}, {name: shapes[2]}, {name: shapes[1]})
             info = {"backend": "paddle", "engine": "TensorRT", "precision": mode}
-    with quiet_native_output():
+    with quiet_native_output(), paddle_load_errors(model_dir):
         predictor = inference.create_predictor(config)
     inp = predictor.get_input_handle(predictor.get_input_names()[0])
     outs = [predictor.get_output_handle(n) for n in predictor.get_output_names()]
@@ -304,7 +305,7 @@ def onnx_model(files, out_dir, name):
         # dead quantizers stripping leaves, and paddle2onnx then folds one more rec batch norm
         # into a conv than the export measured in the README (a different output Q/DQ)
         with static_mode(), open(os.path.join(files[0], files[1]), "rb") as f:
-            g = PaddleGraph(f.read())
+            g = PaddleGraph(f.read(), source=files[0])
             strip_observers(g)
             program = g.serialize()[0]
         with open(os.path.join(stripped, files[1]), "wb") as f:
@@ -316,6 +317,18 @@ def onnx_model(files, out_dir, name):
         path = export_onnx((stripped, files[1], files[2]), os.path.join(out_dir, name + ".noobs.onnx"))
         path = apply_quantizers(path, os.path.join(out_dir, name + ".qdq.onnx"), quantizers)
     return optimize_int8_onnx(path, os.path.join(out_dir, name + ".int8.onnx"))
+
+
+@contextlib.contextmanager
+def onnx_load_errors(onnx_path):
+    """onnxruntime's errors on loading a model (a damaged or unreadable file, a graph it cannot
+    build) become one UserError line naming the file."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+    try:
+        yield
+    except (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.InvalidProtobuf, ort_errors.NoSuchFile,
+            ort_errors.InvalidGraph, ort_errors.NotImplemented) as err:
+        raise UserError(f"onnxruntime could not load {onnx_path}: {str(err).strip().splitlines()[0]}") from err
 
 
 def onnx_predictor(onnx_path, devices="cpu", threads=2):
@@ -334,7 +347,8 @@ def onnx_predictor(onnx_path, devices="cpu", threads=2):
     else:
         providers = ["CPUExecutionProvider"]
     options_per_provider = [{"device_id": gpu}] if gpu is not None else None
-    session = ort.InferenceSession(onnx_path, options, providers=providers, provider_options=options_per_provider)
+    with onnx_load_errors(onnx_path):
+        session = ort.InferenceSession(onnx_path, options, providers=providers, provider_options=options_per_provider)
     name = session.get_inputs()[0].name
 
     def predict(images):
