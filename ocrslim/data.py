@@ -147,22 +147,38 @@ class Samples:
             log.warning("skipped %d of %d %s images that could not be loaded: %s", len(bad), len(self),
                         self.section, self.describe(bad))
 
-    def check_sample(self, count=4):
+    def check_sample(self, batch_size, count=4):
         """Before any work: every image file exists (up to max_unreadable may be missing), and a
-        few spread over the set load through the transforms (not one of them: an error)."""
+        few spread over the set load through the transforms (not one of them: an error) into
+        model inputs that a batch of batch_size can stack."""
         missing = [i for i, (path, _) in enumerate(self.items) if not os.path.isfile(path)]
         for i in missing:
             self.failures[i] = "no such file"
         self.check_unreadable(missing)
         present = [i for i in range(len(self)) if i not in set(missing)]
         picked = present[::max(1, len(present) // count)][:count]
-        bad = [i for i in picked if self.load(i) is None]
+        loaded = {i: self.load(i) for i in picked}
+        bad = [i for i, item in loaded.items() if item is None]
         if picked and len(bad) == len(picked):
             raise UserError(f"none of {len(picked)} {self.section} images tried could be loaded through "
                             f"{self.section}.dataset.transforms: {self.describe(bad)}")
+        self._check_inputs([item["image"] for item in loaded.values() if item is not None], batch_size)
         if missing or bad:
             log.warning("%s: %d of %d images are missing or did not load: %s", self.section,
                         len(missing) + len(bad), len(self), self.describe(missing + bad))
+
+    def _check_inputs(self, images, batch_size):
+        where = f"{self.section}.dataset.transforms"
+        for image in images:
+            if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[0] in (1, 3)):
+                shape = getattr(image, "shape", type(image).__name__)
+                raise UserError(f"{where} give images of shape {shape}, not the channels-first (CHW) arrays a "
+                                "model reads: end the list with NormalizeImage and ToCHWImage (see configs/ppocrv4)")
+        shapes = sorted({image.shape for image in images})
+        if batch_size > 1 and len(shapes) > 1:
+            raise UserError(f"{where} give images of different sizes ({shapes[0]} and {shapes[-1]}), which a batch "
+                            f"of {batch_size} cannot stack: resize them to one size or set "
+                            f"{self.section}.loader.batch_size_per_card=1")
 
 
 def batches(samples, batch_size, indices=None):
@@ -183,7 +199,12 @@ def batches(samples, batch_size, indices=None):
 
 
 def stack_images(batch):
-    return np.stack([b["image"] for b in batch]).astype("float32")
+    try:
+        return np.stack([b["image"] for b in batch]).astype("float32")
+    except ValueError:  # check_sample saw only a few: sizes differ further on
+        shapes = sorted({tuple(np.shape(b["image"])) for b in batch})
+        raise UserError(f"a batch holds images of different sizes ({shapes[0]} and {shapes[-1]}): resize them to "
+                        "one size in the dataset's transforms or set loader.batch_size_per_card=1") from None
 
 
 def build_samples(config, name, model_type):

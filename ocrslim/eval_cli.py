@@ -72,7 +72,7 @@ def prepare(config):
     cfg.require(config, *task_cls.required)
     task_cls.check_config(config)
     samples = build_samples(config, "Eval", task_cls.name)
-    samples.check_sample()
+    samples.check_sample(config["Eval"]["loader"]["batch_size_per_card"])
     task_cls.check_data(config, samples)
     return task_cls, samples
 
@@ -80,6 +80,7 @@ def prepare(config):
 def run_eval(config, progress=True):
     """Load the model in config['Global'] and evaluate it on config['Eval']."""
     task_cls, samples = prepare(config)
+    mdl.model_files(config["Global"])  # the files checked before anything loads them
     task = task_cls(config)
     exe, program, feeds, fetches = mdl.load(config["Global"])
     task.check_model(program, fetches)

@@ -164,13 +164,33 @@ def _test_figures(config, task_cls, model_dir, progress):
     return out
 
 
+def check_tensor_names(config, model_files, strategy):
+    """The tensors the config names (Calibration.keep_float, Distillation.node, Prune.distill_node)
+    are in the model, and a strategy that distils finds its node: on the program alone (parsed,
+    no weights), before step 1, not at step 2."""
+    from .compress import qat
+    from .deploy.paddle_graph import PaddleGraph
+    graph = PaddleGraph.from_files(model_files, weights=False)
+    given = {"Distillation.node": config["Distillation"].get("node") or [],
+             "Prune.distill_node": config["Prune"]["distill_node"] or [],
+             "Calibration.keep_float": config["Calibration"]["keep_float"] or []}
+    for key, value in given.items():
+        if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+            raise UserError(f"{key} {value!r}: give a list of tensor names, e.g. [linear_170.tmp_1]")
+    nodes = [given["Distillation.node"], given["Prune.distill_node"]]
+    names = given["Calibration.keep_float"] + [n for node in nodes for n in node]
+    qat.check_nodes(graph.program, names)
+    if strategy.name != "ptq" and not any(nodes):
+        qat.find_distill_node(graph.program, graph.fetches[0].name)
+
+
 def check_other_sets(config, task_cls):
     """The Train set every strategy reads and the optional Test set: label files parse, image
     files exist, a few decode (data.Samples.check_sample), before step 1."""
     from .data import build_samples
     for name in ("Train", "Test"):
         if config.get(name):
-            build_samples(config, name, task_cls.name).check_sample()
+            build_samples(config, name, task_cls.name).check_sample(config[name]["loader"]["batch_size_per_card"])
 
 
 class Run:
@@ -198,6 +218,7 @@ class Run:
         self.strategy.check(self.config)
         self.model_files = mdl.model_files(self.config["Global"])
         check_save_dir(args.save_dir, run_inputs(args, self.config), args.overwrite)
+        check_tensor_names(self.config, self.model_files, self.strategy)
         check_other_sets(self.config, self.task_cls)
         if args.max_drop is not None and not args.sensitivity:  # the ranking is computed on demand
             from .compress.sensitivity import check_subset

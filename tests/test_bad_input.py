@@ -34,6 +34,12 @@ def world(tmp_path_factory):
     shutil.copytree(resolve_path("bundled:ch_PP-OCRv4_det_infer"), root / "det_model")
     make_rec_set(str(root / "rec"))
     make_det_set(str(root / "det"))
+    # a second det image of another size, for a Train batch that cannot stack
+    from PIL import Image
+    Image.open(root / "det" / "a.jpg").resize((480, 320)).save(root / "det" / "b.jpg")
+    with open(root / "det" / "two.txt", "w", encoding="utf-8") as f:
+        line = open(root / "det" / "eval.txt", encoding="utf-8").read()
+        f.write(line + line.replace("a.jpg", "b.jpg"))
     os.makedirs(root / "configs")
     for name in ("rec_mobile.yaml", "rec_mobile_ptq.yaml"):
         shutil.copy(f"configs/ppocrv4/{name}", root / "configs" / name)
@@ -208,7 +214,61 @@ CASES = [
     ("missing dictionary", "eval", lambda w, c: eval_argv(w, opts=["Global.character_dict_path=/no/keys.txt"]),
      "Global.character_dict_path '/no/keys.txt': no such file"),
     ("load_predictor on a plain model dir", "load", lambda w, c: [str(w / "rec_model")], "is not a run.py output folder"),
+    ("load_predictor threads 0", "load", lambda w, c: [str(w), "auto", 0], "threads must be a whole number >= 1"),
+    ("load_predictor damaged settings", "load", lambda w, c: [fake_output(c, {"task": "rec"})],
+     r"settings.json is damaged \(no 'precision'\)"),
+    ("truncated .pdiparams", "run",
+     lambda w, c: run_argv(w, c, *save(c), "--model_dir", damaged(w, c, "inference.pdiparams", cut=1)),
+     "inference.pdiparams is truncated"),
+    ("garbage .pdmodel", "bench",
+     lambda w, c: bench_argv(w, "--model_dir", damaged(w, c, "inference.pdmodel", data=os.urandom(4000))),
+     "inference.pdmodel is not a Paddle program"),
+    ("the det weights with the rec program", "eval",
+     lambda w, c: eval_argv(w, "--model_dir", damaged(w, c, "inference.pdiparams",
+                                                      data=(w / "det_model" / "inference.pdiparams").read_bytes())),
+     "does not hold this program's weights"),
+    # ---- configs and transforms that do not fit the model ----
+    ("keep_float names no tensor", "run", lambda w, c: run_argv(w, c, *save(c), opts=["Calibration.keep_float=[nope]"]),
+     "tensor 'nope' is not in the model"),
+    ("Distillation.node names no tensor", "run",
+     lambda w, c: run_argv(w, c, *save(c), config=str(w / "configs" / "rec_mobile.yaml"),
+                           opts=["Distillation.node=[nope]"]), "tensor 'nope' is not in the model"),
+    ("Distillation.node a string", "run",
+     lambda w, c: run_argv(w, c, *save(c), config=str(w / "configs" / "rec_mobile.yaml"),
+                           opts=["Distillation.node=linear_170.tmp_1"]), "Distillation.node expects list"),
+    ("4-bit weights", "run", lambda w, c: run_argv(w, c, *save(c), config=str(w / "configs" / "rec_mobile.yaml"),
+                                                  opts=["QuantAware.weight_bits=4"]),
+     "unknown config key 'QuantAware.weight_bits'"),
+    ("rec transforms without a resize", "eval",
+     lambda w, c: eval_argv(w, opts=["Eval.dataset.transforms=[{DecodeImage: {img_mode: BGR, channel_first: false}}]"]),
+     "not the channels-first"),
+    ("det Train images of many sizes in a batch", "run",
+     lambda w, c: ["-c", DET_PTQ, "--model_dir", str(w / "det_model"), "--quiet", "--no_bench", *save(c), "-o",
+                   f"Eval.dataset.data_dir={w / 'det'}", f"Eval.dataset.label_file_list=[{w / 'det'}/eval.txt]",
+                   f"Train.dataset.data_dir={w / 'det'}", f"Train.dataset.label_file_list=[{w / 'det'}/two.txt]",
+                   "Train.dataset.transforms.1={DetResizeForTest: {limit_side_len: 960, limit_type: max}}",
+                   "Train.loader.batch_size_per_card=2"], "different sizes"),
+    ("unknown model_type", "eval", lambda w, c: eval_argv(w, opts=["Global.model_type=cls"]), "unknown Global.model_type"),
+    ("unknown device", "eval", lambda w, c: eval_argv(w, "--devices", "tpu"), "tpu"),
+    ("config is a folder", "eval", lambda w, c: ["-c", str(w)], "config file not found"),
+    ("no arguments", "run", lambda w, c: [], "the following arguments are required"),
 ]
+
+
+def damaged(w, case, name, cut=0, data=None):
+    """A copy of the world's rec model with one file cut short or replaced."""
+    model = case / "model"
+    shutil.copytree(w / "rec_model", model)
+    path = model / name
+    data = path.read_bytes()[:-cut] if data is None else data
+    path.write_bytes(data)
+    return str(model)
+
+
+def fake_output(case, settings):
+    os.makedirs(case / "saved" / "deploy")
+    (case / "saved" / "deploy" / "settings.json").write_text(json.dumps(settings))
+    return str(case / "saved")
 
 
 def dont_care_labels(w, case):

@@ -227,18 +227,28 @@ def load_predictor(save_dir, backend="auto", threads=2):
 
     `auto` takes the runtime measured fastest at kept accuracy on this CPU kind, with this
     CPU's settings; predict.info says which and why."""
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise UserError(f"load_predictor: threads must be a whole number >= 1, not {threads!r}")
     deploy_dir = os.path.join(save_dir, "deploy")
+    settings_path = os.path.join(deploy_dir, SETTINGS_FILE)
     try:
-        with open(os.path.join(deploy_dir, SETTINGS_FILE), encoding="utf-8") as f:
+        with open(settings_path, encoding="utf-8") as f:
             import json
             settings = json.load(f)
     except (OSError, ValueError) as err:
         raise UserError(f"{save_dir} is not a run.py output folder ({err}): load_predictor needs its deploy/")
-    backend, choice = resolve(backend, settings["task"], settings["precision"])
+    try:
+        task, precision, onnx_file = settings["task"], settings["precision"], settings["onnxruntime"]["file"]
+    except (KeyError, TypeError) as err:
+        raise UserError(f"{settings_path} is damaged (no {err}): copy the folder again or run run.py again")
+    if (task, precision) not in SAFE:
+        raise UserError(f"{settings_path} is damaged (task {task!r}, precision {precision!r}): copy the folder "
+                        "again or run run.py again")
+    backend, choice = resolve(backend, task, precision)
     fix = f"load_predictor needs {deploy_dir} as run.py wrote it (copy it again, or run run.py again)"
     if backend == "onnxruntime":
         import tempfile
-        path = os.path.join(deploy_dir, settings["onnxruntime"]["file"])
+        path = os.path.join(deploy_dir, onnx_file)
         check_onnx_file(path, fix)
         # a folder from before model.u8u8.onnx existed gets it in a temp dir, never in save_dir
         with tempfile.TemporaryDirectory(prefix="ocrslim-load-") as tmp:

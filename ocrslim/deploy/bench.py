@@ -321,6 +321,8 @@ def main(argv=None):
     model_dirs = args.model_dir or [config["Global"]["model_dir"]]
     if not all(model_dirs):
         raise UserError("no model given: set Global.model_dir or pass --model_dir DIR")
+    for model_dir in model_dirs:  # each model's files checked before any is loaded
+        mdl.model_files(dict(config["Global"], model_dir=model_dir))
     inputs = config_inputs(config) + [("model dir", cfg.resolve_path(d)) for d in model_dirs]
     if args.json:
         check_json_out(args.json, inputs)
