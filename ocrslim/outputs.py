@@ -47,9 +47,8 @@ def config_inputs(config):
     """[(kind, path)] of every file and folder a config makes the tool read."""
     from .config import resolve_path
     g = config.get("Global") or {}
-    out = [("config file", p) for p in g.get("config_files") or [g.get("config_path")] if p]
-    if g.get("model_dir"):
-        out.append(("model dir", resolve_path(g["model_dir"])))
+    out = [("model dir", resolve_path(g["model_dir"]))] if g.get("model_dir") else []
+    out += [("config file", p) for p in g.get("config_files") or [g.get("config_path")] if p]
     if g.get("character_dict_path"):
         out.append(("dictionary", resolve_path(g["character_dict_path"])))
     for section in ("Eval", "Train", "Test"):
@@ -411,3 +410,6 @@ def write_result(path, data, kind):
     too, so what a command returns is what it wrote) so that a later run may replace it."""
     data["ocrslim"] = kind
     write_json(path, data)
+    folder = os.path.dirname(os.path.abspath(path))
+    if read_manifest(folder):  # into an ocrslim folder (a save_dir): it stays all ocrslim's own
+        add_to_manifest(folder, [os.path.basename(path)], kind)

@@ -77,8 +77,8 @@ def check_flags(args):
     for flag in ("max_float", "sensitivity"):
         if getattr(args, flag) is not None and args.max_drop is None:
             raise UserError(f"--{flag} only applies with --max_drop POINTS: add it or leave out --{flag}")
-    if args.max_float is not None and args.max_float < 1:
-        raise UserError(f"--max_float is a number of layers and must be at least 1, not {args.max_float}")
+    if args.max_float is not None and args.max_float < 0:  # 0: only the config's float layers, no search
+        raise UserError(f"--max_float is a number of layers and must be >= 0, not {args.max_float}")
     if args.threads < 1:
         raise UserError(f"--threads must be at least 1, not {args.threads}")
     if args.analyze and (args.max_drop is not None or args.strategy):

@@ -203,7 +203,7 @@ def test_rec_bench_with_peer_and_report(compressed_rec, tiny_data, tmp_path):
     assert peer["size_mb"] < 0.5 * models[1]["size_mb"]  # int8 weights in the peer's ONNX file
     for m in models:
         assert 0 <= m["metrics"]["acc"] <= 1 and m["latency_ms"]["median"] > 0
-    assert sorted(os.listdir(report)) == ["bench.json", "report.md", "report.png"]
+    assert sorted(os.listdir(report)) == [".ocrslim.json", "bench.json", "report.md", "report.png"]
 
 
 @pytest.mark.slow

@@ -114,7 +114,8 @@ def test_sensitivity_on_a_tiny_set_ranks_every_layer(rec_sensitivity):
     import json
     import os
     save, table = rec_sensitivity
-    assert sorted(os.listdir(save)) == ["config_used.yaml", "sensitivity.csv", "sensitivity.json", "sensitivity.png"]
+    assert sorted(os.listdir(save)) == [".ocrslim.json", "config_used.yaml", "sensitivity.csv", "sensitivity.json",
+                                        "sensitivity.png"]
     rows = table["rows"]
     # one row per conv2d / depthwise_conv2d / matmul_v2 of PP-OCRv4 rec
     assert len(rows) == table["layers"] == 51 and len({r["layer"] for r in rows}) == 51
