@@ -44,17 +44,18 @@ real: setup
 	$(PY) run.py -c configs/ppocrv4/rec_icdar2015.yaml --save_dir output/icdar2015/rec --overwrite
 
 # Deployment benchmark of the demo models (run make demo first): FP32 vs our int8 vs the
-# onnxruntime PTQ peer, on Paddle Inference and onnxruntime, 2 threads; then the whole
+# onnxruntime and NNCF PTQ peers, on Paddle Inference, onnxruntime and OpenVINO (f32, and bf16 where
+# the CPU has it), 2 threads; then the whole
 # det -> crop -> rec pipeline for the FP32 and int8 pairs. Results in output/demo/report.
 DET_ARGS := -c configs/ppocrv4/det_mobile.yaml
 REC_ARGS := -c configs/ppocrv4/rec_mobile.yaml
 bench: setup data
 	$(PY) bench.py $(DET_ARGS) --model_dir bundled:ch_PP-OCRv4_det_infer --model_dir output/demo/det \
-		--backend paddle onnxruntime --peer --repeat 3 --json output/demo/bench_det.json --quiet
+		--backend paddle onnxruntime openvino openvino-bf16 --peer --repeat 3 --json output/demo/bench_det.json --quiet
 	$(PY) bench.py $(REC_ARGS) --model_dir bundled:ch_PP-OCRv4_rec_infer --model_dir output/demo/rec \
-		--backend paddle onnxruntime --peer --json output/demo/bench_rec.json --quiet
+		--backend paddle onnxruntime openvino openvino-bf16 --peer --json output/demo/bench_rec.json --quiet
 	# the int8 pair on auto only: a runtime may not be offered for an int8 model on this CPU kind
-	for backend in auto paddle onnxruntime; do \
+	for backend in auto paddle onnxruntime openvino; do \
 	  $(PY) eval.py --e2e $(DET_ARGS) --rec_config configs/ppocrv4/rec_mobile.yaml --backend $$backend \
 		--json output/demo/e2e_fp32_$$backend.json --quiet || exit 1; \
 	done

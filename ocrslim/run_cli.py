@@ -518,7 +518,7 @@ def main(argv=None):
 
 
 def bench_command(args, config):
-    """Step 5 as a bench.py command line: FP32 vs our int8 vs the onnxruntime peer, each on
+    """Step 5 as a bench.py command line: FP32 vs our int8 vs the peers (onnxruntime, NNCF), each on
     the runtime `auto` picks for this CPU; report.md, report.png and bench.json into save_dir."""
     on_cpu = config["Global"]["devices"] == "cpu"
     cmd = ["bench.py", "-c", args.config, "--model_dir", config["Global"]["model_dir"],
@@ -537,7 +537,7 @@ def deploy_report(args, config):
     import signal
     import subprocess
     import sys
-    log.info("[5/5] deployment benchmark in a child process (FP32, ours, onnxruntime PTQ peer)")
+    log.info("[5/5] deployment benchmark in a child process (FP32, ours, the onnxruntime and NNCF PTQ peers)")
     cmd = bench_command(args, config)
     # the package's own entry point, found from any cwd, so the child runs this same code
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

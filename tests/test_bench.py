@@ -40,7 +40,9 @@ def test_fp32_json_fields_and_metric_matches_eval(det_set, tmp_path):
                      "--repeat", "2", *data_args(root, label)], tmp_path)
     expected = eval_main(["-c", DET, "--quiet", *data_args(root, label)])["metrics"]["hmean"]
     assert result["images"] == 1 and result["threads"] == 2
-    assert [m["backend"] for m in result["models"]] == ["paddle", "onnxruntime"]
+    # the baseline (the faster of the two here) comes first
+    assert sorted(m["backend"] for m in result["models"]) == ["onnxruntime", "paddle"]
+    assert result["models"][0]["name"] == result["fastest_fp32"] and result["models"][0]["speedup"] == 1.0
     for m in result["models"]:
         assert MODEL_FIELDS <= set(m), set(m)
         assert m["precision"] == "fp32" and m["timed_runs"] == 2
@@ -129,7 +131,7 @@ DET_BOX_SLACK = 2
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["paddle", "onnxruntime"])
+@pytest.mark.parametrize("backend", ["paddle", "onnxruntime", "openvino"])
 def test_int8_det_as_deployed_matches_the_executor(compressed_det, det_executor_metrics, tiny_data, tmp_path,
                                                     backend):
     root = f"{tiny_data}/det"
@@ -165,7 +167,7 @@ def test_observers_are_stripped_for_paddle_inference(compressed_rec):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["paddle", "onnxruntime"])
+@pytest.mark.parametrize("backend", ["paddle", "onnxruntime", "openvino"])
 def test_int8_rec_as_deployed_matches_the_executor(compressed_rec, tiny_data, tmp_path, backend):
     """Each runtime we ship on this CPU keeps the executor's (fake-quant) accuracy within one crop
     of the 40; one that was measured to lose it on this CPU kind is not run, and says why.
@@ -196,11 +198,14 @@ def test_rec_bench_with_peer_and_report(compressed_rec, tiny_data, tmp_path):
     models = result["models"]
     # Paddle int8 rec is not run where it was measured to lose accuracy (no VNNI)
     skipped = 1 if backends.not_offered("rec", "int8", "paddle") else 0
-    assert result["images"] == 10 and len(models) == 5 - skipped and len(result["not_offered"]) == skipped
-    assert [m["precision"] for m in models] == ["fp32", "fp32"] + ["int8"] * (3 - skipped)
-    peer = models[-1]
-    assert peer["backend"] == "onnxruntime" and "peer" in peer["strategy"]
-    assert peer["size_mb"] < 0.5 * models[1]["size_mb"]  # int8 weights in the peer's ONNX file
+    assert result["images"] == 10 and len(models) == 6 - skipped and len(result["not_offered"]) == skipped
+    assert sorted(m["precision"] for m in models) == ["fp32", "fp32"] + ["int8"] * (4 - skipped)
+    # both peers, each on its own runtime, calibrated on the Train crops
+    peers = {m["backend"]: m for m in models if "peer" in m["strategy"]}
+    assert set(peers) == {"onnxruntime", "openvino"} and "NNCF" in peers["openvino"]["strategy"]
+    fp32_mb = min(m["size_mb"] for m in models if m["precision"] == "fp32")
+    for peer in peers.values():
+        assert peer["size_mb"] < 0.5 * fp32_mb  # int8 weights in the peer's file
     for m in models:
         assert 0 <= m["metrics"]["acc"] <= 1 and m["latency_ms"]["median"] > 0
     assert sorted(os.listdir(report)) == [".ocrslim.json", "bench.json", "report.md", "report.png"]
@@ -340,3 +345,45 @@ def test_uint8_weights_are_exact_and_their_int8_kernels_agree(compressed_rec, ti
     assert np.abs(run("model.u8u8.onnx", ort.GraphOptimizationLevel.ORT_DISABLE_ALL) - simulated).max() < 1e-6
     kernels = run("model.u8u8.onnx", ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     assert (kernels.argmax(-1) == simulated.argmax(-1)).mean() >= 0.98
+
+
+def _row(name, precision, ms, metric, strategy="FP32 baseline", backend="openvino"):
+    return {"name": name, "precision": precision, "strategy": strategy, "backend": backend, "size_mb": 4.0,
+            "latency_ms": {"median": ms, "p90": ms}, "metrics": {"acc": metric}, "per_item": []}
+
+
+def test_the_baseline_is_the_fastest_fp32_accurate_run_of_the_fp32_model():
+    from ocrslim.deploy.bench import choose_baseline, honest_note
+    from ocrslim.tasks import RecTask
+    exact = [_row("fp32 [paddle]", "fp32", 12.0, 0.800, backend="paddle"), _row("fp32 [openvino]", "fp32", 6.0, 0.800)]
+    ours = _row("int8 [paddle]", "int8", 7.0, 0.795, strategy="int8 ocrslim: PTQ", backend="paddle")
+    # bf16 1.1 points below FP32: faster, but not FP32-accurate for rec (1.0 point allowed)
+    rows = exact + [_row("fp32 [openvino-bf16]", "bf16", 3.0, 0.789), ours]
+    best, why = choose_baseline(rows, RecTask)
+    assert best["name"] == "fp32 [openvino]" and "not FP32-accurate here: fp32 [openvino-bf16] (0.7890" in why
+    # 0.9 point below: accurate, and the fastest
+    rows[2]["metrics"]["acc"] = 0.791
+    best, why = choose_baseline(rows, RecTask)
+    assert best["name"] == "fp32 [openvino-bf16]" and "not FP32-accurate" not in why
+    # int8 slower than the baseline: said so, with by how much
+    for r in rows:
+        r["speedup"] = best["latency_ms"]["median"] / r["latency_ms"]["median"]
+    assert honest_note(rows, best["name"]) == ("note: the FP32 model on fp32 [openvino-bf16] is faster than every "
+                                               "int8 model of ours here: the fastest, int8 [paddle], runs at 0.43x "
+                                               "of it")
+    ours["latency_ms"]["median"], ours["speedup"] = 2.0, 1.5
+    assert honest_note(rows, best["name"]) is None
+    # a pruned FP32 model (run.py's) is never the baseline, whatever its speed
+    pruned = _row("pruned [paddle]", "fp32", 1.0, 0.8, strategy="FP32 ocrslim: pruned", backend="paddle")
+    assert choose_baseline(exact + [pruned], RecTask)[0]["name"] == "fp32 [openvino]"
+
+
+def test_openvino_runs_the_fp32_models_as_paddle_does(tmp_path):
+    """OpenVINO (f32 hint) on the ONNX export gives Paddle Inference's outputs within 1e-4."""
+    for name, shape, task in ((FP32_REC, (1, 3, 48, 320), "rec"), (FP32_DET, (1, 3, 320, 480), "det")):
+        files = (resolve_path(name), "inference.pdmodel", "inference.pdiparams")
+        x = np.random.RandomState(0).rand(*shape).astype("float32")
+        expected = backends.predictor(files, "paddle", task, str(tmp_path), "p")[0](x)[0]
+        predict, info = backends.predictor(files, "openvino", task, str(tmp_path), "o")
+        assert info["backend"] == "openvino" and info["precision"] == "fp32" and info["settings"] == {"hint": "f32"}
+        assert np.abs(predict(x)[0] - expected).max() < 1e-4

@@ -62,10 +62,10 @@ def test_compress_det(compressed_det):
     assert all("hmean" in report["test"][k] for k in ("baseline", "compressed"))
     # step 5: the deployment report sits next to the model
     assert {"report.md", "report.png", "bench.json"} <= set(os.listdir(save))
-    # step 5 ran FP32 and ours on the runtime auto picks for this CPU, and the peer
+    # step 5 ran FP32 and ours on the runtime auto picks for this CPU, and the peers
     models = report["bench"]["models"]
     names = [m["name"] for m in models]
-    assert len(names) == 3 and names[-1].endswith("[onnxruntime PTQ]"), names
+    assert len(names) == 4 and names[-2].endswith("[onnxruntime PTQ]") and names[-1].endswith("[NNCF PTQ]"), names
     assert save in names[1], "the report names the published folder, not the staging one"
     assert models[1]["strategy"].startswith("int8 ocrslim: ") and models[1]["drop"]["items"] == 6, models[1]
     assert all(m["choice"].startswith("measured on") or "never measured" in m["choice"] for m in models[:2])

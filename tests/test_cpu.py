@@ -4,10 +4,11 @@ import os
 import pytest
 
 from ocrslim import cpu
+from ocrslim.config import resolve_path
 from ocrslim.deploy import backends
 
 AMD_AVX2 = "avx2 fma"
-SPR = "avx2 fma avx512f avx512bw avx512vl avx512_vnni avx_vnni amx_int8"
+SPR = "avx2 fma avx512f avx512bw avx512vl avx512_vnni avx_vnni amx_int8 avx512_bf16 amx_bf16"
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def test_reads_proc_cpuinfo(tmp_path):
 
 
 @pytest.mark.parametrize("text, kind, measured", [
-    (SPR, "amx", "avx512_vnni"),
+    (SPR, "amx", "amx"),
     ("avx2 fma avx512f avx512bw avx512vl avx512_vnni", "avx512_vnni", "avx512_vnni"),
     ("avx2 fma avx512f avx512bw avx512vl", "avx512", None),   # Skylake-SP: never measured
     ("avx2 fma avx_vnni", "avx_vnni", None),
@@ -65,11 +66,16 @@ def test_auto_choice_per_cpu_kind(flags):
     flags(SPR)
     assert backends.choose("det", "int8")[0] == "paddle"
     assert backends.choose("rec", "int8")[0] == "paddle"   # onnxruntime lost points on real crops
-    assert backends.choose("rec", "int8")[1].startswith("measured on avx512_vnni")
+    assert backends.choose("rec", "int8")[1].startswith("measured on amx")
+    # the FP32 baseline there: OpenVINO bf16 (AMX), measured FP32-accurate; OpenVINO int8 is not offered
+    assert backends.choose("det", "fp32")[0] == "openvino-bf16"
+    assert "lost 6.4 points" in backends.not_offered("rec", "int8", "openvino")
     assert backends.not_offered("rec", "int8", "paddle") is None
     flags(AMD_AVX2)
     assert "halves int8 weights" in backends.not_offered("rec", "int8", "paddle")
     assert backends.choose("rec", "int8")[0] == "onnxruntime"
+    assert backends.choose("rec", "fp32")[0] == backends.choose("det", "fp32")[0] == "openvino"
+    assert "saturate" in backends.not_offered("rec", "int8", "openvino")
     assert backends.not_offered("rec", "int8", "paddle", devices="gpu") is None
     # never measured: the safe choice, said so
     flags("avx2 fma avx512f avx512bw avx512vl")
@@ -97,3 +103,12 @@ def test_onnxruntime_takes_uint8_weights_without_vnni(flags):
     assert backends.OnnxBackend.cpu_settings() == {"uint8_weights": False}
     flags(SPR)
     assert backends.OnnxBackend.cpu_settings() == {"uint8_weights": False}
+
+
+def test_openvino_bf16_only_where_the_cpu_has_bf16(flags, tmp_path):
+    files = (resolve_path("bundled:ch_PP-OCRv4_rec_infer"), "inference.pdmodel", "inference.pdiparams")
+    flags(AMD_AVX2)
+    with pytest.raises(backends.NotOffered, match="no bf16 instructions"):
+        backends.predictor(files, "openvino-bf16", "rec", str(tmp_path), "m")
+    flags("avx2 fma avx512f avx512bw avx512vl avx512_vnni avx512_bf16")  # Zen 4: bf16 without AMX
+    assert backends.has_bf16()

@@ -152,7 +152,7 @@ def clean_set(tmp_path_factory):
     return root, make_det_set(root)
 
 
-@pytest.mark.parametrize("backend", ["paddle", "onnxruntime"])
+@pytest.mark.parametrize("backend", ["paddle", "onnxruntime", "openvino"])
 def test_clean_image_is_read_perfectly(clean_set, tmp_path, backend):
     # Clean black-on-white lines: FP32 det+rec must find and read both, which
     # checks the whole chain (det input, DB boxes, crops, rec input, CTC decode).
@@ -181,9 +181,11 @@ def test_generated_images_give_sane_numbers(tmp_path):
     assert out["latency_ms"]["median"] > 0
 
 
-def test_peer_pair_is_quantized_by_onnxruntime_on_each_configs_train_images(clean_set, tmp_path):
-    """--peer: both FP32 models quantized by onnxruntime (calibrated on each config's Train set)
-    and run as the pipeline; refuses an int8 model and --backend."""
+@pytest.mark.parametrize("peer, runtime", [("onnxruntime", "onnxruntime"),
+                                           pytest.param("nncf", "openvino", marks=pytest.mark.slow)])
+def test_peer_pair_is_quantized_on_each_configs_train_images(clean_set, tmp_path, peer, runtime):
+    """--peer NAME: both FP32 models quantized by the peer (calibrated on each config's Train set)
+    and run as the pipeline on its runtime; refuses an int8 model and --backend."""
     import yaml
     from helpers import make_rec_set
     root, label = clean_set
@@ -194,12 +196,12 @@ def test_peer_pair_is_quantized_by_onnxruntime_on_each_configs_train_images(clea
     rec["Calibration"]["batch_nums"] = 2
     rec_config = tmp_path / "rec.yaml"
     rec_config.write_text(yaml.safe_dump(rec), encoding="utf-8")
-    argv = ["--e2e", "-c", DET, "--rec_config", str(rec_config), "--peer", "--quiet", "--threads", "1",
+    argv = ["--e2e", "-c", DET, "--rec_config", str(rec_config), "--peer", peer, "--quiet", "--threads", "1",
             "-o", f"Train.dataset.data_dir={root}", f"Train.dataset.label_file_list=[{label}]",
             "Train.loader.batch_size_per_card=1", "Calibration.batch_nums=1"] + data_args(root, label)[1:]
     out = main(argv)
-    assert out["peer"] is True and out["images"] == 1
+    assert out["peer"] == peer and out["images"] == 1
     for task in ("det", "rec"):
-        assert out["backend"][task]["backend"] == "onnxruntime" and out["backend"][task]["precision"] == "int8"
+        assert out["backend"][task]["backend"] == runtime and out["backend"][task]["precision"] == "int8"
     assert out["metrics"]["gt"] == 2 and len(out["per_image"]) == 1
     assert "leave out --backend" in _error(argv + ["--backend", "paddle"])

@@ -77,12 +77,56 @@ def for_this_cpu(onnx_path, settings, work_dir):
     return out
 
 
-BACKENDS = {b.name: b for b in (PaddleBackend(), OnnxBackend())}
+def has_bf16():
+    """bf16 arithmetic OpenVINO runs on this CPU: AMX tiles, or AVX-512 BF16 (Cooper Lake, Zen 4)."""
+    return cpu.has("amx_bf16") or cpu.has("avx512_bf16")
+
+
+class OpenVinoBackend:
+    """OpenVINO's CPU plugin, on the ONNX model onnxruntime runs (int8: our Q/DQ export, see
+    runtime.onnx_model). hint "f32" keeps every float op in FP32; "bf16" lets OpenVINO run the
+    float ops in bfloat16 (its default on AMX CPUs), offered where the CPU has bf16 instructions."""
+
+    def __init__(self, name, hint):
+        self.name, self.hint = name, hint
+
+    def unavailable(self, devices="cpu"):
+        """Why this runtime cannot run here at all, or None."""
+        if devices != "cpu":
+            return "OpenVINO runs on the CPU here (its GPU plugin is not set up)"
+        if self.hint == "bf16" and not has_bf16():
+            return "this CPU has no bf16 instructions (AMX or AVX512_BF16)"
+        return None
+
+    def predictor(self, files, work_dir, name, devices, threads, precision, shapes):
+        return self.load(runtime.onnx_model(files, work_dir, name), threads)
+
+    def load(self, onnx_path, threads):
+        predict, info = runtime.openvino_predictor(onnx_path, threads, self.hint)
+        return predict, {**info, "size_mb": os.path.getsize(onnx_path) / 2 ** 20, "settings": {"hint": self.hint}}
+
+
+BACKENDS = {b.name: b for b in (PaddleBackend(), OnnxBackend(), OpenVinoBackend("openvino", "f32"),
+                                OpenVinoBackend("openvino-bf16", "bf16"))}
 CHOICES = ("auto",) + tuple(BACKENDS)
 
 # Measured fastest at kept accuracy: (measured CPU kind, task, precision) -> (backend, why).
-# Figures: README "Results per CPU kind"; 2 threads, demo eval sets.
+# fp32: the fastest FP32-accurate runtime of the FP32 model, the baseline every speed-up is
+# against (bench.choose_baseline); int8: the fastest runtime that keeps our int8 model's accuracy.
+# Figures: README "Results per CPU kind"; 2 threads.
 CHOICE = {
+    # amx: Sapphire Rapids. FP32 rows from issue 26's measurement there (2 threads, 52 real images /
+    # 234 crops; not re-measured on the dev split): OpenVINO bf16 det 15.4 ms hmean 0.634 (FP32
+    # 0.619), rec 3.0 ms acc 0.632 (FP32 0.641, -0.9 point: within rec's 1.0); int8 rows from the
+    # Sapphire Rapids runs of README "Results on real scene text" (OpenVINO int8 not checked there)
+    ("amx", "det", "fp32"): ("openvino-bf16", "issue 26 on Sapphire Rapids: OpenVINO bf16 15.4 ms (hmean 0.634 "
+                                              "vs FP32 0.619), f32 35.0, onnxruntime 67.2, Paddle 68.5 ms"),
+    ("amx", "rec", "fp32"): ("openvino-bf16", "issue 26 on Sapphire Rapids: OpenVINO bf16 3.0 ms (acc 0.632 vs "
+                                              "FP32 0.641), f32 5.6, onnxruntime 9.6, Paddle 12.7 ms"),
+    ("amx", "det", "int8"): ("paddle", "Paddle int8 at the executor's hmean on the real dev split; 39.9 ms, slower "
+                                       "than the FP32 model on OpenVINO bf16 (15.4 ms, issue 26)"),
+    ("amx", "rec", "int8"): ("paddle", "Paddle int8 at the executor's accuracy on the real dev split; 7.0 ms, "
+                                       "slower than the FP32 model on OpenVINO bf16 (3.0 ms, issue 26)"),
     ("avx512_vnni", "det", "int8"): ("paddle", "oneDNN int8 1.51-1.85x the fastest FP32 in 7 bench runs, "
                                                "hmean at the executor's; onnxruntime int8 0.99x"),
     # On the synthetic demo crops both runtimes matched the executor and onnxruntime was faster;
@@ -93,22 +137,28 @@ CHOICE = {
                                                "points below it and 1.18-1.20x; synthetic crops: both at the "
                                                "executor's, onnxruntime 1.10-1.40x, Paddle 1.00-1.28x"),
     ("avx512_vnni", "det", "fp32"): ("paddle", "Paddle 34-46 ms, onnxruntime 32-49 ms: even; Paddle's "
-                                               "p90 is lower"),
-    ("avx512_vnni", "rec", "fp32"): ("onnxruntime", "onnxruntime 7.1 ms, Paddle 11.4 ms"),
-    ("avx2", "det", "fp32"): ("onnxruntime", "fastest FP32 det on the AVX2 CPU (78.5 ms, Paddle slower)"),
-    ("avx2", "rec", "fp32"): ("onnxruntime", "not timed on AVX2; onnxruntime was the faster FP32 rec on "
-                                             "avx512_vnni (7.1 vs 11.4 ms)"),
-    ("avx2", "det", "int8"): ("paddle", "oneDNN int8 1.35x the fastest FP32 on the AVX2 CPU; its hmean kept "
-                                        "without VNNI (60 real images: 0.361, VNNI 0.350); onnxruntime int8 0.92x"),
-    ("avx2", "rec", "int8"): ("onnxruntime", "int8 weights as uint8 (U8U8 kernels, no 16-bit saturation): "
-                                             "outputs bit-identical to the VNNI CPU on emulated AVX2; speed not "
-                                             "timed on AVX2 (U8S8 was 1.15x there)"),
+                                               "p90 is lower (OpenVINO not measured on this kind)"),
+    ("avx512_vnni", "rec", "fp32"): ("onnxruntime", "onnxruntime 7.1 ms, Paddle 11.4 ms (OpenVINO not measured "
+                                                    "on this kind)"),
+    # avx2: AMD EPYC, one bench run per task on the real dev split (README, Results per CPU kind)
+    ("avx2", "det", "fp32"): ("openvino", "OpenVINO f32 58.6 ms, Paddle 69.7, onnxruntime 80.9 (185 real images)"),
+    ("avx2", "rec", "fp32"): ("openvino", "OpenVINO f32 11.9 ms, onnxruntime 18.8, Paddle 20.9 (895 real crops)"),
+    ("avx2", "det", "int8"): ("paddle", "oneDNN int8 44.0 ms, 1.33x the FP32 model on OpenVINO, hmean 0.3559 "
+                                        "(executor 0.3628) on 185 real images; OpenVINO int8 60.5 ms (0.97x), 0.3525"),
+    ("avx2", "rec", "int8"): ("onnxruntime", "the one runtime that keeps int8 rec here (uint8 weights, no 16-bit "
+                                             "saturation): 0.7799 (executor 0.7966) on 895 real crops, but 17.3 ms, "
+                                             "slower than the FP32 model on OpenVINO (11.9 ms)"),
 }
 # Runtimes that lost accuracy as deployed on a CPU kind: (kind, task, precision, backend) -> why.
 NOT_OFFERED = {
     ("avx2", "rec", "int8", "paddle"): "without VNNI oneDNN halves int8 weights for signed inputs (7 bits) and "
                                        "saturates unsigned ones: rec 0.680 vs the executor's 0.777 on the demo set "
                                        "(ONEDNN_MAX_CPU_ISA=AVX2), 0.397 vs 0.628 on real crops (AMD EPYC)",
+    # OpenVINO's int8 kernels without VNNI sum u8 x s8 pairs in 16 bits with saturation, as
+    # oneDNN's do: uint8 weights would be exact (0.7700 vs the executor's 0.7733 on 300 real
+    # crops), but OpenVINO then runs those convs slower than FP32 (22.3 against 19.9 ms)
+    ("avx2", "rec", "int8", "openvino"): "without VNNI OpenVINO's int8 kernels saturate: 0.6123 vs the executor's "
+                                         "0.7966 on 895 real crops (AMD EPYC)",
     # onnxruntime's int8 det misses boxes the trained model finds, on both kinds measured (Paddle
     # Inference keeps them and is faster there, so det int8 stays on Paddle)
     ("avx512_vnni", "det", "int8", "onnxruntime"): "onnxruntime int8 det loses boxes the executor finds: demo set "
@@ -116,6 +166,13 @@ NOT_OFFERED = {
     ("avx2", "det", "int8", "onnxruntime"): "onnxruntime int8 det loses boxes the executor finds: demo set 0.7653 "
                                             "vs 0.7876 (AMD EPYC)",
 }
+# OpenVINO int8 on the VNNI kinds: never checked against the executor here (no such CPU at hand
+# since OpenVINO came in); on Sapphire Rapids it lost 6.4 points of our int8 rec (issue 26)
+NOT_OFFERED.update({
+    (kind, task, "int8", name): "OpenVINO int8 was never checked against the executor on this CPU kind; on "
+                                "Sapphire Rapids it lost 6.4 points of our int8 rec (0.577 vs FP32 0.641, 234 real "
+                                "crops, issue 26)"
+    for kind in ("amx", "avx512_vnni") for task in ("det", "rec") for name in ("openvino", "openvino-bf16")})
 # For CPU kinds never measured: what kept accuracy on every kind measured.
 SAFE = {("det", "fp32"): "onnxruntime", ("rec", "fp32"): "onnxruntime",
         ("det", "int8"): "paddle", ("rec", "int8"): "onnxruntime"}
@@ -131,11 +188,17 @@ def choose(task, precision, devices="cpu"):
         return name, (f"CPU kind {cpu.kind()} was never measured: the runtime that kept {precision} {task} "
                       "accuracy on every kind measured")
     name, why = CHOICE[(kind, task, precision)]
+    missing = BACKENDS[name].unavailable() if hasattr(BACKENDS[name], "unavailable") else None
+    if missing:  # flags that name the kind but lack what the choice needs (OCRSLIM_CPU_FLAGS)
+        return SAFE[(task, precision)], f"measured on {kind}: {name}, but {missing}"
     return name, f"measured on {kind}: {why}"
 
 
 def not_offered(task, precision, backend, devices="cpu"):
-    """Why `backend` is not offered for this model on this CPU, or None."""
+    """Why `backend` is not offered for this model on this CPU (or cannot run here), or None."""
+    unavailable = getattr(BACKENDS.get(backend), "unavailable", None)
+    if unavailable and unavailable(devices):
+        return unavailable(devices)
     if devices != "cpu":
         return None
     kind = cpu.measured_kind()
@@ -217,6 +280,8 @@ def write_deploy(model_dir, out_dir, task):
                    "delete_passes_without_avx512": ["self_attention_fuse_pass"]},
         "onnxruntime": {"file": ONNX_FILE, "file_without_vnni": ONNX_NO_VNNI if precision == "int8" else ONNX_FILE,
                         "graph_optimization_level": "ORT_ENABLE_ALL"},
+        "openvino": {"file": ONNX_FILE, "INFERENCE_PRECISION_HINT": "f32 (openvino), bf16 (openvino-bf16, CPUs "
+                     "with AMX or AVX512_BF16)", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1},
     })
     return counts
 
@@ -254,6 +319,10 @@ def load_predictor(save_dir, backend="auto", threads=2):
         with tempfile.TemporaryDirectory(prefix="ocrslim-load-") as tmp:
             path = for_this_cpu(path, OnnxBackend.cpu_settings(), tmp)
             predict, info = runtime.onnx_predictor(path, "cpu", threads)
+    elif backend.startswith("openvino"):
+        path = os.path.join(deploy_dir, onnx_file)
+        check_onnx_file(path, fix)
+        predict, info = BACKENDS[backend].load(path, threads)
     else:  # paddle
         check_model_files(deploy_dir, *PADDLE_FILES, fix=fix)
         predict, info = runtime.paddle_predictor((deploy_dir,) + PADDLE_FILES, "cpu", threads)

@@ -252,11 +252,11 @@ def evaluate_e2e(pipeline, items, metric, progress=True, warmup=WARMUP_IMAGES, m
             "per_image": metric.items()}  # [gt, pred, tp] per image: what a drop interval resamples
 
 
-def run_e2e(det_config, rec_config, backend="auto", devices="cpu", threads=2, progress=True, peer=False):
+def run_e2e(det_config, rec_config, backend="auto", devices="cpu", threads=2, progress=True, peer=None):
     """Evaluate the det+rec pair of the two configs; returns the result dict for --json.
 
-    peer: run the onnxruntime PTQ peer of the two (FP32) models instead, each calibrated on
-    its config's Train images (peer.py), as bench.py --peer does for one model."""
+    peer: a peer's name (peer.PEERS): run its int8 of the two (FP32) models instead, each
+    calibrated on its config's Train images, as bench.py --peer does for one model."""
     det_files = mdl.model_files(det_config["Global"])
     rec_files = mdl.model_files(rec_config["Global"])
     ds = det_config["Eval"]["dataset"]
@@ -266,8 +266,10 @@ def run_e2e(det_config, rec_config, backend="auto", devices="cpu", threads=2, pr
     # ONNX exports live only as long as the run
     with tempfile.TemporaryDirectory(prefix="ocrslim-e2e-") as tmp_dir:
         if peer:
-            det_predict, det_info = peer_mod.predictor(det_config, "det", det_files, tmp_dir, "det", devices, threads)
-            rec_predict, rec_info = peer_mod.predictor(rec_config, "rec", rec_files, tmp_dir, "rec", devices, threads)
+            det_predict, det_info = peer_mod.predictor(det_config, "det", det_files, tmp_dir, "det", devices, threads,
+                                                       peer)
+            rec_predict, rec_info = peer_mod.predictor(rec_config, "rec", rec_files, tmp_dir, "rec", devices, threads,
+                                                       peer)
         else:
             det_predict, det_info = backends.predictor(det_files, backend, "det", tmp_dir, "det", devices, threads)
             rec_predict, rec_info = backends.predictor(rec_files, backend, "rec", tmp_dir, "rec", devices, threads)

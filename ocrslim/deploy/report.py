@@ -28,7 +28,7 @@ def e2e_table(runs):
     for r in runs:
         m, b = r["metrics"], r["backend"]
         lines.append(f"| {display_path(r['det_model_dir'])} | {display_path(r['rec_model_dir'])} | {b['det']['precision']} + "
-                     f"{b['rec']['precision']} ({_backends(b)}{' PTQ peer' if r.get('peer') else ''}) | "
+                     f"{b['rec']['precision']} ({_backends(b)}{_peer(r)}) | "
                      f"{m['precision']:.4f} | {m['recall']:.4f} | "
                      f"{m['hmean']:.4f} | {stats.format_drop(e2e_drop(runs, r))} | "
                      f"{r['latency_ms']['median']:.1f} / {r['latency_ms']['mean']:.1f} |")
@@ -46,6 +46,12 @@ def e2e_drop(runs, run):
     # the FP32 pair on the same runtime first (the peer's own runtime has no FP32 run of its own)
     fp32.sort(key=lambda base: _backends(base["backend"]) != _backends(b))
     return stats.paired_drop(fp32[0]["per_image"], run["per_image"], "e2e") if fp32 else None
+
+
+def _peer(run):
+    """' <name> PTQ peer' for a peer's e2e run (True in runs from before there were several peers)."""
+    peer = run.get("peer")
+    return "" if not peer else f" {'onnxruntime' if peer is True else peer} PTQ peer"
 
 
 def _backends(b):
@@ -71,9 +77,13 @@ def markdown(benches, e2e_runs=()):
                          f"{lat['median']:.1f} / {lat['p90']:.1f} | "
                          f"{_fmt(r['speedup'], '{:.2f}x')} | {r['size_mb']:.2f} | {_fmt(r['size_ratio'], '{:.0%}')} |")
         n = len(b["models"][0].get("per_item", [])) if b["models"] else 0
-        lines += ["", f"Speed-up and drop are against the fastest FP32 runtime ({b['fastest_fp32']}; drop: paired "
-                  f"bootstrap over the same {n} {'images' if b['model_type'] == 'det' else 'crops'}); "
+        why = b.get("baseline_why") or "the fastest FP32 runtime"
+        lines += ["", f"Speed-up and drop are against the baseline {b['fastest_fp32']}, {why}; drop: paired "
+                  f"bootstrap over the same {n} {'images' if b['model_type'] == 'det' else 'crops'}; "
                   "compression is size on disk against the FP32 Paddle model.", ""]
+        from .bench import honest_note
+        note = honest_note(b["models"], b["fastest_fp32"])
+        lines += [f"- **{note[len('note: '):]}**"] if note else []
         lines += [f"- {r['name']}: auto chose {r['backend']}: {r['choice']}" for r in b["models"]
                   if r.get("choice", "asked for") != "asked for"]
         lines += [f"- {s['name']}: not run: {s['reason']}" for s in b.get("not_offered", [])]
@@ -96,7 +106,8 @@ def pair_sizes(benches):
     picks = {"FP32 (Paddle)": lambda r: r["precision"] == "fp32" and r["backend"] == "paddle",
              "ocrslim int8 (Paddle)": lambda r: r["precision"] == "int8" and r["backend"] == "paddle"
              and "peer" not in r["strategy"],
-             "onnxruntime PTQ peer": lambda r: "peer" in r["strategy"]}
+             "onnxruntime PTQ peer": lambda r: "peer: onnxruntime" in r["strategy"],
+             "NNCF PTQ peer": lambda r: "peer: NNCF" in r["strategy"]}
     sizes = {name: [_size(by_task[t], pick) for t in ("det", "rec")] for name, pick in picks.items()}
     base = sum(sizes["FP32 (Paddle)"]) if None not in sizes["FP32 (Paddle)"] else None
     lines = ["### det + rec pair, size on disk", "", "| pair | det MB | rec MB | total MB | vs FP32 |",

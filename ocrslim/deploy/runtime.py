@@ -356,3 +356,36 @@ def onnx_predictor(onnx_path, devices="cpu", threads=2):
     info = {"backend": "onnxruntime", "engine": providers[0].replace("ExecutionProvider", ""),
             "precision": "int8" if onnx_is_quantized(onnx_path) else "fp32"}
     return predict, {**info, "device": devices, "threads": threads}
+
+
+def openvino_model_quantized(model):
+    """Whether an OpenVINO model (read from ONNX or IR) holds quantizers (FakeQuantize, or the
+    ONNX Q/DQ pairs its reader keeps until compilation)."""
+    return any(op.get_type_name() in ("FakeQuantize", "QuantizeLinear", "DequantizeLinear")
+               or (op.get_type_name() == "Convert" and op.get_input_element_type(0).get_type_name() in ("i8", "u8"))
+               for op in model.get_ops())
+
+
+def openvino_predictor(model_path, threads=2, hint="f32"):
+    """OpenVINO (CPU plugin) on an ONNX file or an IR (.xml); hint: the precision it may run the
+    float parts in ("f32", or "bf16" on CPUs with AMX or AVX512_BF16). Returns (predict, info)."""
+    import openvino as ov
+    core = ov.Core()
+    try:
+        model = core.read_model(model_path)
+        compiled = core.compile_model(model, "CPU", {
+            "INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads,
+            # batch 1 as a service runs it: one stream, latency first
+            "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1})
+    except RuntimeError as err:
+        raise UserError(f"OpenVINO could not load {model_path}: {str(err).strip().splitlines()[0]}") from err
+    request = compiled.create_infer_request()
+    outputs = compiled.outputs
+
+    def predict(images):
+        result = request.infer({0: images})
+        return [result[o] for o in outputs]
+    quantized = openvino_model_quantized(model)
+    info = {"backend": "openvino", "engine": f"OpenVINO {ov.__version__.split('-')[0]} {hint}",
+            "precision": "int8" if quantized else ("bf16" if hint == "bf16" else "fp32")}
+    return predict, {**info, "device": "cpu", "threads": threads}
