@@ -143,16 +143,70 @@ def apply_override(config, path, value):
             node = node[key]
 
 
-def load_config(path, overrides=(), defaults=DEFAULTS):
-    """Read a config, fill defaults, apply `-o` overrides, resolve bundled: paths."""
+def load_config(path, overrides=(), defaults=DEFAULTS, model_dir=None):
+    """Read a config, fill defaults, apply `-o` overrides, resolve bundled: paths. model_dir (a
+    --model_dir flag) replaces Global.model_dir. Settings the model's inference.yml prescribes
+    (formats/yml.py) go between the defaults and what the user wrote: the config file and -o win."""
     read = []
-    config = merge(defaults, load_yaml(path, read=read))
-    for text in overrides or ():
-        apply_override(config, *parse_override(text))
+    user = load_yaml(path, read=read)
+    parsed = [parse_override(text) for text in overrides or ()]
+    # the model (and so its inference.yml) before any override applies: an -o may edit a yml value
+    overridden = [value for key, value in parsed if key == ["Global", "model_dir"]]
+    in_file = user.get("Global") if isinstance(user.get("Global"), dict) else {}
+    model = model_dir or (overridden[-1] if overridden else in_file.get("model_dir"))
+    from_yml = model_settings(model, user, parsed)
+    config = _build(merge(defaults, from_yml["config"]) if from_yml else defaults, user, parsed, model_dir)
+    if from_yml:
+        config["Global"]["settings_from"] = from_yml["record"]
     config["Global"]["config_path"] = os.path.abspath(path)
     config["Global"]["config_files"] = read  # what an output may never be or hold (outputs.py)
     check_numbers(config)
     return config
+
+
+def _build(defaults, user, parsed, model_dir):
+    config = merge(defaults, user)
+    for path, value in parsed:
+        apply_override(config, path, value)
+    if model_dir:
+        config["Global"]["model_dir"] = model_dir
+    return config
+
+
+def _leaves(node, where=""):
+    """Dotted keys of what a user's config sets (a list counts as one value)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, f"{where}.{key}" if where else str(key))
+    elif where:
+        yield where
+
+
+def model_settings(model_dir, user, parsed):
+    """{"config": the nested settings of the model's inference.yml that the user did not set,
+    "record": where they came from}, or None when the model has no inference.yml."""
+    import logging
+    from . import formats
+    from .formats import yml
+    path = yml.find(resolve_path(model_dir))
+    if not path:
+        return None
+    mine = set(_leaves(user)) | {".".join(p) for p, _ in parsed}
+    taken, kept, nested = [], [], {}
+    for dotted, value in yml.settings(path, formats.CONVERTED.work_dir()).items():
+        # the user's value wins; an -o deeper inside a yml value (transforms.1.X=...) edits it afterwards
+        if any(dotted == m or dotted.startswith(m + ".") for m in mine):
+            kept.append(dotted)
+            continue
+        taken.append(dotted)
+        node = nested
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    logging.getLogger("ocrslim").info("settings from %s: %s%s", path, ", ".join(taken) or "none",
+                                      f"; the config's own values kept for {', '.join(kept)}" if kept else "")
+    return {"config": nested, "record": {"inference_yml": path, "taken": taken, "kept_from_config": kept}}
 
 
 # Numbers a user sets, and the range each must be in (checked by check_numbers before any work):

@@ -96,11 +96,9 @@ def main_e2e(args):
     """eval.py --e2e: load both configs, check them, score the pair, print and save."""
     # the peer calibrates on each config's Train set with its Calibration.batch_nums
     defaults = cfg.COMPRESS_DEFAULTS if args.peer else cfg.DEFAULTS
-    det_config = cfg.load_config(args.config, args.opt, defaults=defaults)
-    rec_config = cfg.load_config(args.rec_config, defaults=defaults)
-    for config, model_dir, want in ((det_config, args.model_dir, "det"), (rec_config, args.rec_model_dir, "rec")):
-        if model_dir:
-            config["Global"]["model_dir"] = model_dir
+    det_config = cfg.load_config(args.config, args.opt, defaults=defaults, model_dir=args.model_dir)
+    rec_config = cfg.load_config(args.rec_config, defaults=defaults, model_dir=args.rec_model_dir)
+    for config, want in ((det_config, "det"), (rec_config, "rec")):
         task_cls = get_task(config)
         if task_cls.name != want:
             raise UserError(f"{config['Global']['config_path']} is a {task_cls.name} config, but --e2e needs a "
@@ -137,15 +135,13 @@ def main(argv=None):
     setup_logging()
     if args.e2e:
         return main_e2e(args)
-    config = cfg.load_config(args.config, args.opt)
-    if args.model_dir:
-        config["Global"]["model_dir"] = args.model_dir
+    config = cfg.load_config(args.config, args.opt, model_dir=args.model_dir)
     if args.devices:
         config["Global"]["devices"] = args.devices
     if args.json:
         check_json_out(args.json, config_inputs(config))
     result = run_eval(config, progress=not args.quiet)
-    model_dir = mdl.model_files(config["Global"])[0]
+    model_dir = cfg.resolve_path(config["Global"]["model_dir"])  # the user's model, not its conversion
     out = {"model_dir": model_dir, "model_type": config["Global"]["model_type"], **result}
     rows = [[k, f"{v:.4f}" if isinstance(v, float) else v] for k, v in result["metrics"].items()]
     task = config["Global"]["model_type"]

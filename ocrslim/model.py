@@ -13,10 +13,19 @@ log = logging.getLogger("ocrslim")
 
 def model_files(global_cfg):
     """Resolve and check Global.model_dir and its two files (model_check); return
-    (model_dir, model_filename, params_filename)."""
+    (model_dir, model_filename, params_filename) of a Paddle 2.x program. A PaddleOCR 3.x
+    (inference.json) or ONNX model is converted first (formats/, once per process): the
+    files returned are then the conversion's, in a private work folder."""
     model_dir = resolve_path(global_cfg.get("model_dir"))
     if not model_dir:
         raise UserError("no model given: set Global.model_dir or pass --model_dir DIR")
+    if not os.path.exists(model_dir):
+        raise UserError(f"model dir not found: {model_dir}")
+    from . import formats
+    if formats.FORMATS["pir_json"].detect(model_dir) or formats.FORMATS["onnx"].detect(model_dir):
+        if not formats.FORMATS["pdmodel"].detect(model_dir):
+            model_dir = formats.as_pdmodel(model_dir)
+            global_cfg = {}  # a conversion is always written as inference.pdmodel + .pdiparams
     if not os.path.isdir(model_dir):
         raise UserError(f"model dir not found: {model_dir}")
     model_file = global_cfg.get("model_filename") or "inference.pdmodel"
@@ -25,8 +34,8 @@ def model_files(global_cfg):
         if not os.path.isfile(os.path.join(model_dir, name)):
             found = sorted(os.path.basename(p) for p in glob.glob(os.path.join(model_dir, "*.pd*")))
             raise UserError(f"{model_dir} has no {name} (found: {', '.join(found) or 'no *.pdmodel/*.pdiparams'}); "
-                            "point --model_dir at a Paddle inference model folder or set "
-                            "Global.model_filename / Global.params_filename")
+                            "point --model_dir at a Paddle inference model folder (or a PaddleOCR 3.x folder with "
+                            "inference.json, or an .onnx file) or set Global.model_filename / Global.params_filename")
     # milliseconds here save a C++ traceback (or a crash) from Paddle at the first load
     check_model_files(model_dir, model_file, params_file)
     return model_dir, model_file, params_file

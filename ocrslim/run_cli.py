@@ -21,7 +21,7 @@ import tempfile
 import time
 
 from . import config as cfg
-from . import cpu, distributed, stats
+from . import cpu, distributed, formats, stats
 from .compress import act_compat
 from .compress.strategies import STRATEGIES, get_strategy
 from .distributed import rank_world
@@ -95,9 +95,7 @@ def run_inputs(args, config):
 
 
 def load_config(args):
-    config = cfg.load_config(args.config, args.opt, defaults=cfg.COMPRESS_DEFAULTS)
-    if args.model_dir:
-        config["Global"]["model_dir"] = args.model_dir
+    config = cfg.load_config(args.config, args.opt, defaults=cfg.COMPRESS_DEFAULTS, model_dir=args.model_dir)
     if args.devices:
         config["Global"]["devices"] = args.devices
     if config.get("Test"):  # a Test section takes Eval's transforms and loader unless it sets its own
@@ -352,9 +350,8 @@ class Run:
         """Step 4: report.json, the summary table, and the model published into save_dir."""
         log.info("[4/5] summary")
         task, g = self.task_cls, self.config["Global"]
-        model_dir = self.model_files[0]
-        sizes = {"baseline": mdl.model_size_mb(model_dir, g["model_filename"], g["params_filename"]),
-                 "compressed": mdl.model_size_mb(self.staging)}
+        model_dir = cfg.resolve_path(g["model_dir"])  # the user's model, not its conversion
+        sizes = {"baseline": mdl.model_size_mb(*self.model_files), "compressed": mdl.model_size_mb(self.staging)}
         seconds = time.time() - self.start
         drops = {k: stats.paired_drop(self.fp32["per_item"], v["per_item"], task.name)
                  for k, v in {**self.candidates, "saved": self.saved}.items()}
@@ -374,6 +371,8 @@ class Run:
             report["prune"] = self.prune_info
             from .compress import prune
             prune.write(self.prune_table, self.staging)
+        report["source"] = formats.source(model_dir)
+        carry_model_settings(self.config, self.staging, self.args.save_dir)
         cfg.dump(self.config, os.path.join(self.staging, "config_used.yaml"))
         # what the runtimes run, for ocrslim.load_predictor and users' own predictor code; the
         # files above stay as the strategy saved them (executor eval, ONNX export)
@@ -402,6 +401,21 @@ class Run:
     def release(self):
         if self.lock:
             self.lock.release()
+
+
+def carry_model_settings(config, staging, save_dir):
+    """What the source model's inference.yml prescribed goes with the result: the yml itself (a
+    later eval.py or bench.py --model_dir save_dir reads it again) and a dictionary that lived only
+    in it, which config_used.yaml then names at its published place."""
+    from .formats import yml
+    record = config["Global"].get("settings_from")
+    if not record:
+        return
+    shutil.copyfile(record["inference_yml"], os.path.join(staging, yml.NAME))
+    dictionary = config["Global"].get("character_dict_path")
+    if dictionary and "Global.character_dict_path" in record["taken"]:
+        shutil.copyfile(dictionary, os.path.join(staging, "character_dict.txt"))
+        config["Global"]["character_dict_path"] = os.path.join(os.path.abspath(save_dir), "character_dict.txt")
 
 
 def target_table(target, key):

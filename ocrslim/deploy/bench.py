@@ -117,7 +117,7 @@ def build_candidates(config, opts, task_cls, work_dir, shapes):
                 skipped.append({"name": f"{short} [{backend}]", "reason": str(err)})
                 continue
             out.append(Candidate(f"{short} [{info['backend']}]", f"{precision} {strategy}",
-                                 opts.names.get(model_dir, files[0]), info["size_mb"], predict, info,
+                                 opts.names.get(model_dir, cfg.resolve_path(model_dir)), info["size_mb"], predict, info,
                                  task_cls(config)))
     if opts.peer is not None:
         if first_fp32 is None:
@@ -363,7 +363,10 @@ def main(argv=None):
         # test hook: a benchmark that dies in native code, as Paddle 2.6.2 did with SIGILL
         # on AVX2 CPUs; run.py must keep the model it published before step 5
         os.abort()
-    config = cfg.load_config(args.config, args.opt, defaults=cfg.COMPRESS_DEFAULTS)
+    # the pre- and post-processing of the first model that has an inference.yml (formats/yml.py)
+    from ..formats import yml
+    with_yml = next((d for d in args.model_dir if yml.find(cfg.resolve_path(d))), None)
+    config = cfg.load_config(args.config, args.opt, defaults=cfg.COMPRESS_DEFAULTS, model_dir=with_yml)
     if args.devices:
         config["Global"]["devices"] = args.devices
     distributed.parse_devices(config["Global"]["devices"])  # a bad value fails here, before any model loads

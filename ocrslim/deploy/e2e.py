@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from .. import model as mdl
 from .. import cpu
+from ..config import resolve_path
 from . import backends
 from . import peer as peer_mod
 from ..data import import_ppocr, read_labels
@@ -277,5 +278,7 @@ def run_e2e(det_config, rec_config, backend="auto", devices="cpu", threads=2, pr
         pipeline.check_models()
         result = evaluate_e2e(pipeline, items, metric, progress=progress,
                               max_unreadable=det_config["Global"].get("max_unreadable", 0.05))
-    return {"det_model_dir": det_files[0], "rec_model_dir": rec_files[0], **result,
+    # the user's models, not their conversions
+    return {"det_model_dir": resolve_path(det_config["Global"]["model_dir"]),
+            "rec_model_dir": resolve_path(rec_config["Global"]["model_dir"]), **result,
             "backend": {"det": det_info, "rec": rec_info}, "cpu": cpu.summary(), "peer": peer}

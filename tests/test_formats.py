@@ -1,0 +1,114 @@
+"""formats/: detection of the three model formats, and inference.yml settings with their precedence
+(the built-in defaults < the model's inference.yml < the config file < -o)."""
+import json
+import logging
+import os
+import shutil
+
+import pytest
+
+from ocrslim import config as cfg
+from ocrslim import formats
+from ocrslim.config import resolve_path
+from ocrslim.errors import UserError
+from ocrslim.eval_cli import main as eval_main
+
+from helpers import make_rec_set
+
+REC = "configs/ppocrv4/rec_mobile.yaml"
+
+
+def test_detect_each_format_and_name_what_was_found(tmp_path):
+    assert formats.detect(resolve_path("bundled:ch_PP-OCRv4_rec_infer")) == "pdmodel"
+    pir = tmp_path / "v5"
+    pir.mkdir()
+    (pir / "inference.json").write_text("{}")
+    (pir / "inference.pdiparams").write_bytes(b"")
+    assert formats.detect(str(pir)) == "pir_json"
+    onnx_dir = tmp_path / "v6"
+    onnx_dir.mkdir()
+    (onnx_dir / "inference.onnx").write_bytes(b"")
+    assert formats.detect(str(onnx_dir)) == formats.detect(str(onnx_dir / "inference.onnx")) == "onnx"
+    assert formats.onnx_file(str(onnx_dir)) == str(onnx_dir / "inference.onnx")
+    (onnx_dir / "other.onnx").write_bytes(b"")
+    with pytest.raises(UserError, match="holds 2 .onnx files: pass the one to use"):
+        formats.onnx_file(str(onnx_dir))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model.bin").write_bytes(b"")
+    with pytest.raises(UserError, match=r"is not a model this tool reads \(found: model.bin\)"):
+        formats.detect(str(other))
+    src = formats.source(resolve_path("bundled:ch_PP-OCRv4_rec_infer"))
+    assert src["format"] == "pdmodel" and len(src["sha256"]) == 64
+
+
+@pytest.fixture
+def rec_with_yml(tmp_path):
+    """The bundled v4 rec model in PaddleOCR 3.x's way: no dictionary file, an inference.yml
+    that holds the dictionary and the pre-processing."""
+    model = tmp_path / "rec_model"
+    shutil.copytree(resolve_path("bundled:ch_PP-OCRv4_rec_infer"), model)
+    chars = open(resolve_path("bundled:ppocr_keys_v1.txt"), encoding="utf-8").read().splitlines()
+    yml = {"Global": {"model_name": "PP-OCRv4_mobile_rec"},
+           "PreProcess": {"transform_ops": [{"DecodeImage": {"channel_first": False, "img_mode": "BGR"}},
+                                            {"MultiLabelEncode": {"gtc_encode": "NRTRLabelEncode"}},
+                                            {"RecResizeImg": {"image_shape": [3, 48, 320]}},
+                                            {"KeepKeys": {"keep_keys": ["image", "label_ctc"]}}]},
+           "PostProcess": {"name": "CTCLabelDecode", "character_dict": chars}}
+    import yaml
+    (model / "inference.yml").write_text(yaml.safe_dump(yml, allow_unicode=True), encoding="utf-8")
+    root = tmp_path / "rec"
+    label = make_rec_set(str(root))
+    config = tmp_path / "rec.yaml"  # no dictionary, no transforms: the model's yml gives them
+    config.write_text(json.dumps({"Global": {"model_type": "rec"}, "Metric": {"main_indicator": "acc"},
+                                  "Eval": {"dataset": {"data_dir": str(root), "label_file_list": [label]}}}))
+    return model, config, chars
+
+
+class Lines(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def test_inference_yml_fills_what_the_user_did_not_set(rec_with_yml):
+    model, config, chars = rec_with_yml
+    lines, log = Lines(), logging.getLogger("ocrslim")
+    level = log.level
+    log.addHandler(lines)
+    log.setLevel(logging.INFO)
+    try:
+        c = cfg.load_config(str(config), model_dir=str(model))
+    finally:
+        log.removeHandler(lines)
+        log.setLevel(level)
+    assert open(c["Global"]["character_dict_path"], encoding="utf-8").read().splitlines() == chars
+    assert [list(t)[0] for t in c["Eval"]["dataset"]["transforms"]][2] == "RecResizeImg"
+    assert c["PostProcess"]["name"] == "CTCLabelDecode"
+    assert c["Global"]["settings_from"]["taken"] == ["Eval.dataset.transforms", "PostProcess.name",
+                                                      "Global.character_dict_path"]
+    assert any(line.startswith(f"settings from {model}/inference.yml: Eval.dataset.transforms") for line in lines.lines)
+    # the config file wins over the yml, -o wins over both (also deep inside a value the yml gave)
+    mine = resolve_path("bundled:ppocr_keys_v1.txt")
+    c = cfg.load_config(str(config), [f"Global.character_dict_path={mine}",
+                                      "Eval.dataset.transforms.2.RecResizeImg.image_shape=[3, 48, 160]"],
+                        model_dir=str(model))
+    assert c["Global"]["character_dict_path"] == mine
+    assert c["Eval"]["dataset"]["transforms"][2]["RecResizeImg"]["image_shape"] == [3, 48, 160]
+    assert "Global.character_dict_path" in c["Global"]["settings_from"]["kept_from_config"]
+
+
+def test_eval_reads_a_model_whose_dictionary_is_only_in_its_yml(rec_with_yml, tmp_path):
+    model, config, _ = rec_with_yml
+    out = eval_main(["-c", str(config), "--model_dir", str(model), "--quiet"])
+    assert out["metrics"]["acc"] == 1.0 and out["model_dir"] == str(model)
+    # a yml dictionary that does not fit the model's classes: one error line
+    import yaml
+    data = yaml.safe_load(open(model / "inference.yml", encoding="utf-8"))
+    data["PostProcess"]["character_dict"] = data["PostProcess"]["character_dict"][:-5]
+    (model / "inference.yml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(UserError, match="gives 6620 classes .* but the model outputs 6625"):
+        eval_main(["-c", str(config), "--model_dir", str(model), "--quiet"])
