@@ -90,7 +90,7 @@ class Builder:
         self.fetches.append(var)
         return var
 
-    def save(self, out_dir):
+    def save(self, out_dir, source):
         """Write out_dir/inference.pdmodel and .pdiparams with save_inference_model (pruned to
         what the fetches need, weights in name order), less the Python call stack Paddle
         records on every op: it named the converting machine's paths and made two conversions
@@ -102,6 +102,9 @@ class Builder:
         with tempfile.TemporaryDirectory(prefix="ocrslim-convert-") as staging, paddle.static.scope_guard(scope):
             paddle.static.save_inference_model(os.path.join(staging, "inference"), self.feeds, self.fetches,
                                                paddle.static.Executor(paddle.CPUPlace()), program=self.program)
+            if not os.path.exists(os.path.join(staging, PARAMS_FILE)):
+                raise UserError(f"{source}: the converted program has no weights, and Paddle Inference cannot "
+                                "load such a model: this is not a det or rec model")
             params, program = (read_bytes(os.path.join(staging, n)) for n in (PARAMS_FILE, MODEL_FILE))
         program = without_call_stacks(program)
         os.makedirs(out_dir, exist_ok=True)

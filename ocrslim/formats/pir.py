@@ -76,7 +76,7 @@ def convert(model_dir, out_dir):
         build(b, ops, arrays, json_path)
         if not b.feeds or not b.fetches:
             raise UserError(f"{json_path}: a program with no data or no fetch op is not an inference model")
-        b.save(out_dir)
+        b.save(out_dir, json_path)
     return out_dir
 
 
