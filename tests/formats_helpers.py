@@ -57,6 +57,21 @@ def program_ops(model_dir):
     return ops, {v.name for v in block.vars if v.persistable}
 
 
+def conv_biases(model_dir):
+    """Names of the persistable 1-D tensors added along axis 1 (Paddle 2.x's conv bias)."""
+    from ocrslim.model_check import read_program
+    path = os.path.join(model_dir, "inference.pdmodel")
+    with open(path, "rb") as f:
+        block = read_program(f.read(), path).blocks[0]
+    dims = {v.name: list(v.type.lod_tensor.tensor.dims) for v in block.vars if v.persistable}
+    found = []
+    for op in block.ops:
+        if op.type == "elementwise_add" and any(a.name == "axis" and a.i == 1 for a in op.attrs):
+            y = [i.arguments[0] for i in op.inputs if i.parameter == "Y"][0]
+            found += [y] if len(dims.get(y, [])) == 1 else []
+    return found
+
+
 def feed_shape(model_dir):
     from ocrslim.deploy.runtime import paddle_input_shape
     return paddle_input_shape(os.path.join(model_dir, "inference.pdmodel"))

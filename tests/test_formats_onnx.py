@@ -63,6 +63,7 @@ def test_conv_family(tmp_path):
                               output_padding=[1, 1])]
     model = build(nodes, inits, [n.output[0] for n in nodes])
     check_converted(tmp_path, model, [(2, 4, 7, 9), (1, 4, 6, 8)])
+    assert fh.conv_biases(tmp_path / "converted") == ["b1_0", "b2_0", "bt1_0"]  # Paddle 2.x's conv bias
 
 
 def test_pool_reduce_resize_family(tmp_path):
@@ -248,16 +249,20 @@ def test_v6_programs_are_what_paddleslim_quantizes(v6):
 def test_v6_on_every_runtime(v6, tmp_path):
     """oneDNN (Paddle Inference as deployed), onnxruntime and OpenVINO f32 on the paddle2onnx
     export of the converted model: finite, within 1e-4 of the converted model on Paddle's native
-    kernels, rec argmax identical to it and to onnxruntime on the original. (Against the
-    original on onnxruntime, oneDNN rec is 1.3e-4 off at width 320: onnxruntime's own float32
-    error there is 9.2e-5 and oneDNN's 3.9e-5, measured against a float64 run.)"""
+    kernels as translated (IR passes off: no batch norm folded into conv weights), rec argmax
+    identical to it and to onnxruntime on the original.
+
+    v6 tiny rec at width 320 is where float32 shows: against a float64 run of the converted
+    model, onnxruntime on the original is 9.2e-5 off, oneDNN 3.9e-5, Paddle native with its
+    default passes 4.6e-5, without them 1.6e-5. So oneDNN is 1.3e-4 from onnxruntime on the
+    original and 8.6e-5 from native with passes: the reference here is the run closest to float64."""
     from ocrslim.deploy import runtime
     for task, inputs in (("det", ("x0", "x1")), ("rec", ("x0", "x1"))):
         path, folder = v6[task]
         files = (folder, "inference.pdmodel", "inference.pdiparams")
         exported = runtime.onnx_model(files, str(tmp_path), task)
         g = fh.golden(f"PP-OCRv5_mobile_{task}")
-        native, ref = fh.native(folder), original(path)
+        native, ref = fh.native(folder, ir_optim=False), original(path)
         for name, (predict, _) in (("oneDNN", runtime.paddle_predictor(files, "cpu", 1)),
                                    ("onnxruntime", runtime.onnx_predictor(exported, "cpu", 1)),
                                    ("OpenVINO", runtime.openvino_predictor(exported, 1, "f32"))):

@@ -114,8 +114,7 @@ def converted(tmp_path, program):
     """Convert `program`; returns the converted model's native Paddle Inference runner."""
     model, out = str(tmp_path / "pir"), str(tmp_path / "converted")
     program.save(model)
-    pir.convert(model, out)
-    return fh.native(out)
+    return fh.native(pir.convert(model, out))
 
 
 def check(outputs, expected):
@@ -149,6 +148,7 @@ def test_conv_family(tmp_path):
     up_padded = p.op("1.conv2d_transpose", [d, ids["w5"], p.ints([])], t_attrs)
     p.fetch([grouped, same, biased, up, up_padded])
     run = converted(tmp_path, p)
+    assert fh.conv_biases(tmp_path / "converted") == ["b3"]  # Paddle 2.x's conv bias, under its PIR name
     (t, b), (l, r) = same_pads(6, 3, 2), same_pads(8, 3, 2)
     check(run(x), [("grouped dilated conv2d", fh.conv2d(x, w1, (2, 1), (1, 1, 2, 2), (1, 2), 2)),
                    ("SAME conv2d", fh.conv2d(x, w2, (2, 2), (t, b, l, r))),

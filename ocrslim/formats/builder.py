@@ -53,7 +53,7 @@ class Builder:
         self.block = self.program.global_block()
         self.values = {}  # persistable variable name -> numpy array saved for it
         self.constants = {}  # id(array) -> (array, its variable): one variable per constant, however often read
-        self.hints = {}  # id(array) -> the name its variable should get (an ONNX initializer's)
+        self.hints = {}  # id(array) -> (array, name for its variable, whether exactly that name)
         self.feeds, self.fetches = [], []
 
     def param(self, name, array):
@@ -63,16 +63,46 @@ class Builder:
             self.values[name] = array
         return self.block.var(name)
 
-    def tensor(self, value, hint="const"):
-        """`value` as a Variable: a known array becomes a persistable constant (0-d as [1]:
-        Paddle 2.6's elementwise kernels and paddle2onnx handle [1] everywhere)."""
+    def tensor(self, value):
+        """`value` as a Variable: a known array becomes a persistable variable, named as its
+        hint says (0-d as [1]: Paddle 2.6's elementwise kernels and paddle2onnx take [1] everywhere)."""
         if not isinstance(value, np.ndarray):
             return value
         if id(value) not in self.constants:
             array = np.ascontiguousarray(value.reshape(1) if value.ndim == 0 else value)
-            name = self.paddle.utils.unique_name.generate(self.hints.get(id(value), hint))
+            name, exact = self.hint(value)
+            if not exact or name in self.values:
+                name = self.paddle.utils.unique_name.generate(name or "const")
             self.constants[id(value)] = (value, self.param(name, array))
         return self.constants[id(value)][1]
+
+    def name(self, value, name, exact=True, like=None):
+        """Name the variable a known value will become: `name` (exact: as it is, else with a
+        number added), or as `like` is (the array it was reshaped from). Returns value."""
+        if like is not None:
+            name, exact = self.hint(like)
+        if name is not None:
+            self.hints[id(value)] = (value, name, exact)  # the array is kept: its id cannot name another
+        return value
+
+    def hint(self, value):
+        """(name, exact) for a known value's variable; (None, False) when it has none."""
+        entry = self.hints.get(id(value))
+        return entry[1:] if entry and entry[0] is value else (None, False)
+
+    def add(self, x, y):
+        """x + y. A known [1, C, 1, 1] added to an NCHW tensor of C channels (how PIR and
+        paddle2onnx write a conv bias) becomes Paddle 2.x's own conv bias, elementwise_add
+        along axis 1 of a 1-D bias: the same sums, in the pattern Paddle Inference fuses into
+        the conv and PaddleSlim's int8 programs expect."""
+        if isinstance(x, np.ndarray) and not isinstance(y, np.ndarray):
+            x, y = y, x  # float addition commutes exactly
+        shape = getattr(x, "shape", ())
+        if (isinstance(y, np.ndarray) and not isinstance(x, np.ndarray) and len(shape) == 4 and y.ndim == 4
+                and y.shape[0] == 1 and y.shape[2:] == (1, 1) and y.shape[1] == shape[1] > 0):
+            bias = self.tensor(self.name(y.reshape(-1), None, like=y))
+            return self.op("elementwise_add", {"X": [x], "Y": [bias]}, {"axis": 1}, dtype=x.dtype)
+        return self.paddle.add(self.tensor(x), self.tensor(y))
 
     def op(self, op_type, inputs, attrs, outputs=("Out",), dtype="float32"):
         """Append one Paddle op; returns the variable of its first output slot."""

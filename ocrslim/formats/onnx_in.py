@@ -96,8 +96,9 @@ def build(b, graph, opset, path):
     from onnx import helper, numpy_helper
     values = {"": None}  # an omitted optional input is named ""
     for t in graph.initializer:
-        values[t.name] = numpy_helper.to_array(t)
-        b.hints[id(values[t.name])] = param_name(t.name)
+        # numbered, not exact: paddle2onnx's own names (helper.constant.0) must not come back
+        # from an export of the converted model as variable names it will make again
+        values[t.name] = b.name(numpy_helper.to_array(t), param_name(t.name), exact=False)
     x = graph_inputs(graph)[0]
     dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in x.type.tensor_type.shape.dim]
     dtype = helper.tensor_dtype_to_np_dtype(x.type.tensor_type.elem_type).name
@@ -181,11 +182,12 @@ def two_d(node, kernel):
 
 
 def add_bias(b, out, bias):
-    """Paddle's own conv bias: elementwise_add along the channel axis with a 1-D bias (the
-    pattern Paddle Inference fuses into the conv)."""
+    """A Conv's third input, as Paddle's own conv bias (see Builder.add)."""
     if bias is None:
         return out
-    return b.op("elementwise_add", {"X": [out], "Y": [b.tensor(bias)]}, {"axis": 1}, ("Out",), out.dtype)
+    if known(bias):
+        return b.add(out, b.name(bias.reshape(1, -1, 1, 1), None, like=bias))
+    return b.add(out, paddle().reshape(bias, [1, -1, 1, 1]))
 
 
 # ---- op functions: (builder, node, input values) -> output value(s) ----
@@ -295,6 +297,8 @@ def _binary(fn_name, fold):
         x, y = ins
         if known(x, y):  # arithmetic on constants is done now, in their own dtype
             return fold(x, y)
+        if fn_name == "add":
+            return b.add(x, y)
         return getattr(paddle(), fn_name)(b.tensor(x), b.tensor(y))
     return translate
 

@@ -193,8 +193,9 @@ def functional():
 # ---- op functions: (builder, op, input values) -> output value(s) ----
 
 def _parameter(arrays, b, op, ins):
-    name = op.attrs["name"]
-    return b.param(name, arrays[name])
+    """A parameter is a known value: made a variable (of its own name) where an op reads it
+    as a tensor; a reshape of it is done here."""
+    return b.name(arrays[op.attrs["name"]], op.attrs["name"])
 
 
 def _data(b, op, ins):
@@ -283,6 +284,8 @@ def _layer_norm(b, op, ins):
 def _binary(fn_name):
     def translate(b, op, ins):
         x, y = ins
+        if fn_name == "add":
+            return b.add(x, y)
         return getattr(paddle(), fn_name)(b.tensor(x), b.tensor(y))
     return translate
 
@@ -366,7 +369,14 @@ def _reshape(b, op, ins):
         shape = shape_list(shape)
     elif known(shape):
         shape = ints(shape, "shape")
+        if known(x):  # a parameter reshaped (v5's conv biases): done here, like PIR's constant folding
+            return b.name(reshaped(x, shape), None, like=x)
     return paddle().reshape(b.tensor(x), shape)
+
+
+def reshaped(x, shape):
+    """numpy's reshape with Paddle's 0 (keep that dim)."""
+    return x.reshape([x.shape[i] if s == 0 else s for i, s in enumerate(shape)])
 
 
 def shape_list(items):
