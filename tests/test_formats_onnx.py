@@ -121,6 +121,7 @@ def test_elementwise_activation_norm_family(tmp_path):
 def test_sequence_family_opset13(tmp_path):
     """The rec tail: squeeze the height, transpose, Linear, softmax; axes as inputs (opset 13)."""
     inits = {"h": np.array([2], np.int64), "w": weights(4, 6), "b": weights(6), "shape": np.array([0, -1, 2], np.int64),
+             "wt": weights(3, 4), "flat_w": weights(12), "w_shape": np.array([4, 3], np.int64),
              "scale": weights(4), "bias": weights(4), "mean": weights(4), "var": np.abs(weights(4)) + 0.5}
     nodes = [helper.make_node("Squeeze", ["x", "h"], ["seq"]),
              helper.make_node("BatchNormalization", ["seq", "scale", "bias", "mean", "var"], ["bn1d"]),
@@ -130,10 +131,17 @@ def test_sequence_family_opset13(tmp_path):
              helper.make_node("Unsqueeze", ["probs", "h"], ["lifted"]),
              helper.make_node("Reshape", ["linear", "shape"], ["reshaped"]),
              helper.make_node("Transpose", ["seq"], ["reversed"]),
-             helper.make_node("Concat", ["linear", "linear"], ["cat"], axis=1)]
-    model = build(nodes, inits, ["probs", "lifted", "reshaped", "reversed", "cat", "bn1d"], opset=13,
+             helper.make_node("Concat", ["linear", "linear"], ["cat"], axis=1),
+             # weights transposed or reshaped in the graph: done while converting, matmul_v2 reads a weight
+             helper.make_node("Transpose", ["wt"], ["wt_t"], perm=[1, 0]),
+             helper.make_node("MatMul", ["t", "wt_t"], ["mm_t"]),
+             helper.make_node("Reshape", ["flat_w", "w_shape"], ["w2"]),
+             helper.make_node("MatMul", ["t", "w2"], ["mm_r"])]
+    model = build(nodes, inits, ["probs", "lifted", "reshaped", "reversed", "cat", "bn1d", "mm_t", "mm_r"], opset=13,
                   shape=("N", 4, 1, "W"))
     check_converted(tmp_path, model, [(2, 4, 1, 10), (3, 4, 1, 7)])
+    ops, persistable = fh.program_ops(tmp_path / "converted")
+    assert sum(1 for t, ins in ops if t == "matmul_v2" and ins["Y"][0] in persistable) == 3
 
 
 def test_opset11_forms(tmp_path):
@@ -159,7 +167,8 @@ def save(tmp_path, model):
 
 
 def test_unknown_ops_named_before_anything_is_built(tmp_path):
-    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Einsum", ["r", "r"], ["e"], equation="ij,ij->ij"),
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Einsum", ["r", "r"], ["e"], equation="ij,ij->ij"),
              helper.make_node("FusedConv", ["e"], ["y"], domain="com.microsoft")]
     model = build(nodes, {}, ["y"])
     model.opset_import.append(helper.make_opsetid("com.microsoft", 1))

@@ -265,10 +265,12 @@ def test_shape_and_attention_family(tmp_path):
     """Reshapes to shapes known only at run time (one entry: -1; two: a shape tensor list),
     squeeze/unsqueeze/concat/stack, and the attention slices, at two input sizes."""
     p = Pir()
-    w_qkv, b_qkv, w_out = weights(4, 12), weights(12), weights(6, 4)
+    w_qkv, b_qkv, w_out, w_t = weights(4, 12), weights(12), weights(6, 4), weights(5, 4)
     ids = p.param("qkv.w", w_qkv), p.param("qkv.b", b_qkv), p.param("out.w", w_out)
     d = p.data([-1, 4, -1, -1])
     seq, att = attention(p, d, *ids)
+    transposed = p.op("1.transpose", [p.param("t.w", w_t)], {"perm": array(i32, [1, 0])})  # done while converting
+    linear = p.op("1.matmul", [seq, transposed], {"transpose_x": boolean(False), "transpose_y": boolean(False)})
     zero, one, four = (p.full([], v, "int64") for v in (0.0, 1.0, 4.0))
     one_dim = p.op("1.stack", [p.op("0.combine", [zero, one, runtime_dim(p, seq, 1), four], dtype="int64")],
                    {"axis": i32(0)}, dtype="int64")
@@ -278,8 +280,10 @@ def test_shape_and_attention_family(tmp_path):
     unflat = p.op("1.reshape", [seq, two_dims])  # [N, W, H, 4]... the values of seq in that shape
     squeezed = p.op("1.unsqueeze", [p.op("1.squeeze", [lifted, p.ints([1])]), p.ints([0])])
     cat = p.op("1.concat", [p.op("0.combine", [d, p.op("1.relu", [d])]), p.full([1], 1.0, "int32")])
-    p.fetch([att, lifted, unflat, squeezed, cat])
+    p.fetch([att, lifted, unflat, squeezed, cat, linear])
     run = converted(tmp_path, p)
+    ops, persistable = fh.program_ops(tmp_path / "converted")
+    assert any(t == "matmul_v2" and ins["Y"] == ["t.w"] for t, ins in ops) and "t.w" in persistable
     for shape in ((2, 4, 6, 8), (1, 4, 3, 10)):
         x = RNG.standard_normal(shape).astype(np.float32)
         n, c, h, w = shape
@@ -289,7 +293,8 @@ def test_shape_and_attention_family(tmp_path):
         a = a.transpose(0, 2, 1, 3).reshape(n, h * w, 4) @ w_out.T
         check(run(x), [("attention", a), ("reshape [0, 1, HW, 4]", s[:, None]), ("reshape [0, W, H, 4]",
                        s.reshape(n, w, h, 4)), ("squeeze + unsqueeze", s[None]),
-                       ("concat", np.concatenate([x, np.maximum(x, 0)], 1))])
+                       ("concat", np.concatenate([x, np.maximum(x, 0)], 1)), ("matmul by a transposed weight",
+                                                                              s @ w_t.T)])
 
 
 # ---- refusals ----

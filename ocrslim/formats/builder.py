@@ -175,6 +175,11 @@ def write_atomic(path, data):
         raise
 
 
+def reshaped(x, shape):
+    """numpy's reshape of a known value, with Paddle's and ONNX's 0 (keep that dim)."""
+    return x.reshape([x.shape[i] if s == 0 else s for i, s in enumerate(shape)])
+
+
 def check_out_dir(out_dir, inputs):
     """Refuse an out_dir whose outputs would replace one of the model's own files."""
     targets = {os.path.realpath(os.path.join(out_dir, n)) for n in (MODEL_FILE, PARAMS_FILE)}

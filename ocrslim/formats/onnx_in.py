@@ -309,22 +309,22 @@ def _matmul(b, node, ins):
 
 def _activation(fn_name):
     def translate(b, node, ins):
-        return getattr(functional(), fn_name)(ins[0])
+        return getattr(functional(), fn_name)(b.tensor(ins[0]))
     return translate
 
 
 def _erf(b, node, ins):
-    return paddle().erf(ins[0])
+    return paddle().erf(b.tensor(ins[0]))
 
 
 def _hard_sigmoid(b, node, ins):
-    return functional().hardsigmoid(ins[0], node.attr("alpha", 0.2), node.attr("beta", 0.5))
+    return functional().hardsigmoid(b.tensor(ins[0]), node.attr("alpha", 0.2), node.attr("beta", 0.5))
 
 
 def _softmax(b, node, ins):
     """From opset 13 Softmax normalizes one axis (default -1); before, everything from `axis`
     (default 1) on, which is one axis only when it is the last."""
-    x = ins[0]
+    x = b.tensor(ins[0])
     rank = len(x.shape)
     axis = node.attr("axis", -1 if node.opset >= 13 else 1) % rank
     if node.opset < 13 and axis != rank - 1:
@@ -369,17 +369,19 @@ def _axes(node, ins, what):
 
 def _squeeze(b, node, ins):
     axes = _axes(node, ins, "axes")
-    return paddle().squeeze(ins[0], axes)
+    return paddle().squeeze(b.tensor(ins[0]), axes)
 
 
 def _unsqueeze(b, node, ins):
     # ONNX axes index the output; in ascending order Paddle inserts them one by one the same way
     rank = len(ins[0].shape) + len(_axes(node, ins, "axes"))
-    return paddle().unsqueeze(ins[0], sorted(a % rank for a in _axes(node, ins, "axes")))
+    return paddle().unsqueeze(b.tensor(ins[0]), sorted(a % rank for a in _axes(node, ins, "axes")))
 
 
 def _transpose(b, node, ins):
     perm = node.attr("perm") or list(reversed(range(len(ins[0].shape))))
+    if known(ins[0]):  # a transposed weight stays a weight (a matmul_v2 reading it is quantizable)
+        return b.name(np.ascontiguousarray(np.transpose(ins[0], perm)), None, like=ins[0])
     return paddle().transpose(ins[0], perm)
 
 
@@ -393,6 +395,8 @@ def _reshape(b, node, ins):
     shape = ints(ins[1], "shape")
     if node.attr("allowzero", 0) and 0 in shape:
         raise Unsupported("allowzero with a 0 in the shape (Paddle reads 0 as 'keep this dim')")
+    if known(ins[0]):
+        return b.name(builder.reshaped(ins[0], shape), None, like=ins[0])
     return paddle().reshape(b.tensor(ins[0]), shape)
 
 

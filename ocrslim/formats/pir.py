@@ -224,6 +224,8 @@ def _identity(b, op, ins):
 
 
 def _shape(b, op, ins):
+    if known(ins[0]):
+        return np.array(ins[0].shape, op.outs[0][1])
     p = paddle()
     return p.cast(p.shape(ins[0]), op.outs[0][1])  # Paddle 2.6's shape op gives int32
 
@@ -298,7 +300,7 @@ def _matmul(b, op, ins):
 def _activation(fn_name, *attr_names):
     """An activation whose Paddle 2.x function takes the PIR op's attributes in this order."""
     def translate(b, op, ins):
-        return getattr(functional(), fn_name)(ins[0], *[op.attr(n) for n in attr_names])
+        return getattr(functional(), fn_name)(b.tensor(ins[0]), *[op.attr(n) for n in attr_names])
     return translate
 
 
@@ -322,22 +324,24 @@ def _dropout(b, op, ins):
 
 
 def _transpose(b, op, ins):
+    if known(ins[0]):  # a transposed weight stays a weight (a matmul_v2 reading it is quantizable)
+        return b.name(np.ascontiguousarray(np.transpose(ins[0], op.attr("perm"))), None, like=ins[0])
     return paddle().transpose(ins[0], op.attr("perm"))
 
 
 def _flatten(b, op, ins):
-    return paddle().flatten(ins[0], op.attr("start_axis"), op.attr("stop_axis"))
+    return paddle().flatten(b.tensor(ins[0]), op.attr("start_axis"), op.attr("stop_axis"))
 
 
 def _squeeze(fn_name):
     def translate(b, op, ins):
         x, axes = ins
-        return getattr(paddle(), fn_name)(x, ints(axes, "axes"))
+        return getattr(paddle(), fn_name)(b.tensor(x), ints(axes, "axes"))
     return translate
 
 
 def _softmax(b, op, ins):
-    return functional().softmax(ins[0], op.attr("axis"))
+    return functional().softmax(b.tensor(ins[0]), op.attr("axis"))
 
 
 def _concat(b, op, ins):
@@ -370,13 +374,8 @@ def _reshape(b, op, ins):
     elif known(shape):
         shape = ints(shape, "shape")
         if known(x):  # a parameter reshaped (v5's conv biases): done here, like PIR's constant folding
-            return b.name(reshaped(x, shape), None, like=x)
+            return b.name(builder.reshaped(x, shape), None, like=x)
     return paddle().reshape(b.tensor(x), shape)
-
-
-def reshaped(x, shape):
-    """numpy's reshape with Paddle's 0 (keep that dim)."""
-    return x.reshape([x.shape[i] if s == 0 else s for i, s in enumerate(shape)])
 
 
 def shape_list(items):
