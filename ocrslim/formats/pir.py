@@ -106,7 +106,10 @@ def read_program(path):
 def parse_op(o):
     if o["#"] == "p":  # parameter: a compact op whose last "A" entry is the name
         name = [a for a in o["A"] if isinstance(a, str)][-1]
-        return Op("p", [], [parse_output(o["O"])], {"name": name})
+        out = parse_output(o["O"])
+        if out[2] is None:
+            raise ValueError(f"parameter {name} is not a dense tensor")
+        return Op("p", [], [out], {"name": name})
     attrs = {a["N"]: attr_value(a["AT"]) for a in o.get("A", [])}
     return Op(o["#"], [int(i["%"]) for i in o["I"]], [parse_output(x) for x in o["O"]], attrs)
 
