@@ -29,13 +29,17 @@ def make_det_set(root, texts=("Hello World", "PADDLE 2024")):
     return label
 
 
-def make_rec_set(root, texts=("Hello", "World42")):
+def make_rec_set(root, texts=("Hello", "World42"), tight=False):
+    """Word crops; tight: cut 8 pixels around the text, as a detector's box is (PP-OCRv5 rec misreads
+    a word in a wide white crop: 'Hell' for 'Hello' in 300x60)."""
     os.makedirs(root, exist_ok=True)
     font = ImageFont.truetype(FONT, 40)
     lines = []
     for i, text in enumerate(texts):
-        img = Image.new("RGB", (300, 60), "white")
-        ImageDraw.Draw(img).text((10, 5), text, font=font, fill="black")
+        left, top, right, bottom = ImageDraw.Draw(Image.new("RGB", (8, 8))).textbbox((0, 0), text, font=font)
+        size, at = ((right - left + 16, bottom - top + 16), (8 - left, 8 - top)) if tight else ((300, 60), (10, 5))
+        img = Image.new("RGB", size, "white")
+        ImageDraw.Draw(img).text(at, text, font=font, fill="black")
         img.save(os.path.join(root, f"{i}.jpg"))
         lines.append(f"{i}.jpg\t{text}")
     label = os.path.join(root, "eval.txt")

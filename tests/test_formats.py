@@ -112,3 +112,52 @@ def test_eval_reads_a_model_whose_dictionary_is_only_in_its_yml(rec_with_yml, tm
     (model / "inference.yml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(UserError, match="gives 6620 classes .* but the model outputs 6625"):
         eval_main(["-c", str(config), "--model_dir", str(model), "--quiet"])
+
+
+@pytest.mark.parametrize("config, model", [("configs/ppocrv5/rec_icdar2015.yaml", "PP-OCRv5_mobile_rec"),
+                                           ("configs/ppocrv6/rec_icdar2015.yaml", "PP-OCRv6_tiny_rec_onnx")])
+def test_eval_takes_a_paddleocr3_or_onnx_model_as_it_is(config, model, tmp_path):
+    """--model_dir on PaddleOCR 3.x's folder or Baidu's ONNX: converted in a work folder (the model's
+    folder untouched), the dictionary and pre-processing from its inference.yml."""
+    from formats_helpers import real_model
+    from helpers import snapshot
+    path = real_model(model)
+    before = snapshot(path)
+    root = tmp_path / "rec"
+    label = make_rec_set(str(root), tight=True)
+    out = eval_main(["-c", config, "--model_dir", path, "--quiet", "-o", f"Eval.dataset.data_dir={root}",
+                     f"Eval.dataset.label_file_list=[{label}]"])
+    assert out["metrics"]["acc"] == 1.0 and out["model_dir"] == path
+    assert snapshot(path) == before
+
+
+@pytest.mark.slow
+def test_run_compresses_a_paddleocr3_model_and_its_result_carries_the_yml(tmp_path):
+    """run.py (ptq) from PaddleOCR 3.x's v5 rec folder: save_dir records the source, holds the yml
+    and the dictionary that lived only in it, and loads as any save_dir does."""
+    import numpy as np
+    import ocrslim
+    from formats_helpers import real_model
+    from ocrslim.run_cli import main as run_main
+    path = real_model("PP-OCRv5_mobile_rec")
+    root = tmp_path / "rec"
+    label = make_rec_set(str(root), tight=True)
+    save = tmp_path / "v5_int8"
+    report = run_main(["-c", "configs/ppocrv5/rec_icdar2015.yaml", "--model_dir", path, "--save_dir", str(save),
+                       "--strategy", "ptq", "--no_bench", "--quiet", "-o", f"Eval.dataset.data_dir={root}",
+                       f"Eval.dataset.label_file_list=[{label}]", f"Train.dataset.data_dir={root}",
+                       f"Train.dataset.label_file_list=[{label}]", "Train.loader.batch_size_per_card=2",
+                       "Train.dataset.transforms=[{DecodeImage: {img_mode: BGR}}, "
+                       "{RecResizeImg: {image_shape: [3, 48, 320]}}]", "Calibration.batch_nums=1"])
+    assert report["source"]["format"] == "pir_json" and report["model_dir"] == path
+    assert {"inference.yml", "character_dict.txt", "inference.pdmodel"} <= set(os.listdir(save))
+    import yaml
+    used = yaml.safe_load(open(save / "config_used.yaml", encoding="utf-8"))
+    assert used["Global"]["character_dict_path"] == str(save / "character_dict.txt")
+    assert report["baseline"]["acc"] == 1.0
+    # eval.py on the result reads the same settings from the yml it carries
+    out = eval_main(["-c", "configs/ppocrv5/rec_icdar2015.yaml", "--model_dir", str(save), "--quiet", "-o",
+                     f"Eval.dataset.data_dir={root}", f"Eval.dataset.label_file_list=[{label}]"])
+    assert out["metrics"]["acc"] == report["compressed"]["acc"]
+    predict = ocrslim.load_predictor(str(save))
+    assert predict(np.zeros((1, 3, 48, 200), "float32"))[0].shape[-1] == 18385
