@@ -89,24 +89,30 @@ def read_labels(data_dir, label_files, model_type, section="Eval"):
     return samples
 
 
+def operators(transforms, where, drop=(), keep=()):
+    """ppocr operators for a transform list, without what only shapes training labels: KeepKeys
+    turns the sample into a list (the metric reads labels by name from the dict), and the rec
+    label encoders of upstream and inference.yml lists need the dictionary and max_text_length
+    while their output is never read (the metric compares the raw text). `keep`: encoders to keep;
+    `drop`: more ops to leave out."""
+    from ppocr.data.imaug import create_operators
+    transforms = [t for t in transforms or [] if not any(
+        name == "KeepKeys" or name in drop or (name.endswith("LabelEncode") and name not in keep) for name in t)]
+    try:
+        return create_operators(transforms)
+    except Exception as err:  # ppocr builds ops by name from the config: a typo is a user error
+        raise UserError(f"{where}: {type(err).__name__}: {err}")
+
+
 class Samples:
     """Indexable samples: load(i) returns the transformed dict, or None if unreadable (the reason
     is kept in failures[i])."""
 
     def __init__(self, data_dir, label_files, transforms, model_type, section="Eval", max_unreadable=0.05):
         import_ppocr()
-        from ppocr.data.imaug import create_operators
         self.items = read_labels(data_dir, label_files, model_type, section)
-        # KeepKeys turns the sample into a list; we keep the dict so the metric
-        # can read labels by name. Rec label encoders (upstream configs have them) need the
-        # character dict and max_text_length, and their output is not read: the metric
-        # compares the raw text. DetLabelEncode stays: det augmentations crop its polygons.
-        transforms = [t for t in transforms if not any(name == "KeepKeys" or (
-            name.endswith("LabelEncode") and name != "DetLabelEncode") for name in t)]
-        try:
-            self.ops = create_operators(transforms)
-        except Exception as err:  # ppocr builds ops by name from the config: a typo is a user error
-            raise UserError(f"{section}.dataset.transforms: {type(err).__name__}: {err}")
+        # DetLabelEncode stays: det augmentations crop its polygons
+        self.ops = operators(transforms, f"{section}.dataset.transforms", keep=("DetLabelEncode",))
         self.model_type, self.section, self.max_unreadable = model_type, section, max_unreadable
         self.failures = {}
 

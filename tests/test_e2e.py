@@ -205,3 +205,14 @@ def test_peer_pair_is_quantized_on_each_configs_train_images(clean_set, tmp_path
         assert out["backend"][task]["backend"] == runtime and out["backend"][task]["precision"] == "int8"
     assert out["metrics"]["gt"] == 2 and len(out["per_image"]) == 1
     assert "leave out --backend" in _error(argv + ["--backend", "paddle"])
+
+
+@pytest.mark.parametrize("gen, det, rec", [("ppocrv5", "PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec"),
+                                           ("ppocrv6", "PP-OCRv6_tiny_det_onnx", "PP-OCRv6_tiny_rec_onnx")])
+def test_a_paddleocr3_or_onnx_pair_reads_the_clean_image(clean_set, gen, det, rec):
+    """--e2e takes PaddleOCR 3.x's and Baidu's ONNX models as they are, each with its yml's settings."""
+    from formats_helpers import real_model
+    out = main(["--e2e", "-c", f"configs/{gen}/det_icdar2015.yaml", "--rec_config", f"configs/{gen}/rec_icdar2015.yaml",
+                "--model_dir", real_model(det), "--rec_model_dir", real_model(rec), "--quiet", "--threads", "1"]
+               + data_args(*clean_set))
+    assert out["metrics"]["hmean"] == 1.0 and out["metrics"]["tp"] == 2, out["metrics"]

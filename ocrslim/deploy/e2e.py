@@ -147,15 +147,15 @@ def crop_box(image, box):
 # Pipeline
 # --------------------------------------------------------------------------
 
-def _ops(transforms):
-    """ppocr ops for a config's Eval transforms, without DecodeImage and KeepKeys.
+def _ops(transforms, where):
+    """ppocr ops for a config's Eval transforms, without DecodeImage and the label encoders.
 
     The image is decoded once with cv2 (BGR, as the configs' DecodeImage gives)
-    because the crops must come from the original, unresized image.
+    because the crops must come from the original, unresized image; there are
+    no labels to encode on the way.
     """
-    from ppocr.data.imaug import create_operators
-    skip = ("DecodeImage", "KeepKeys")
-    return create_operators([t for t in transforms if not any(name in t for name in skip)])
+    from ..data import operators
+    return operators(transforms, where, drop=("DecodeImage",))
 
 
 def _color_mode(transforms):
@@ -174,7 +174,8 @@ class Pipeline:
         self.det_predict, self.rec_predict = det_predict, rec_predict
         det_transforms = det_config["Eval"]["dataset"]["transforms"]
         rec_transforms = rec_config["Eval"]["dataset"]["transforms"]
-        self.det_ops, self.rec_ops = _ops(det_transforms), _ops(rec_transforms)
+        self.det_ops = _ops(det_transforms, "det Eval.dataset.transforms")
+        self.rec_ops = _ops(rec_transforms, "rec Eval.dataset.transforms")
         self.det_rgb = _color_mode(det_transforms) == "RGB"
         self.rec_rgb = _color_mode(rec_transforms) == "RGB"
 
