@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import formats_helpers as fh
 from ocrslim.errors import UserError
-from ocrslim.formats import onnx_in
+from ocrslim.formats import builder, onnx_in
 
 RNG = np.random.default_rng(6)
 
@@ -257,6 +257,24 @@ def test_v6_programs_are_what_paddleslim_quantizes(v6):
         weights_in = {t.name for t in graph.initializer}
         linear = sum(1 for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights_in)
         assert sum(1 for t, ins in ops if t == "matmul_v2" and ins["Y"][0] in persistable) == linear, task
+
+
+def test_v6_programs_merge_into_a_distillation_program(v6):
+    """QAT's distiller copies the teacher's ops into the student's program with append_op, which
+    checks each op's outputs: the translation gives squeeze2 / transpose2 / unsqueeze2 the XShape
+    output a Paddle 2.x export has (without it QAT of v6 rec stopped at once)."""
+    import paddle
+    from paddleslim.dist import merge
+    paddle.enable_static()
+    exe = paddle.static.Executor(paddle.CPUPlace())
+    for task, (path, folder) in v6.items():
+        ops, _ = fh.program_ops(folder)
+        assert task == "det" or any(t in builder.XSHAPE_OPS for t, _ in ops)
+        programs = [paddle.static.load_inference_model(os.path.join(folder, "inference"), exe) for _ in range(2)]
+        (teacher, feeds, _), (student, _, _) = programs
+        before = len(student.global_block().ops)
+        merge(teacher, student, {feeds[0]: feeds[0]}, paddle.CPUPlace(), scope=paddle.static.global_scope())
+        assert len(student.global_block().ops) > before, task
 
 
 def test_v6_on_every_runtime(v6, tmp_path):

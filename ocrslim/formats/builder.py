@@ -136,7 +136,7 @@ class Builder:
                 raise UserError(f"{source}: the converted program has no weights, and Paddle Inference cannot "
                                 "load such a model: this is not a det or rec model")
             params, program = (read_bytes(os.path.join(staging, n)) for n in (PARAMS_FILE, MODEL_FILE))
-        program = without_call_stacks(program)
+        program = with_xshape_outputs(without_call_stacks(program))
         os.makedirs(out_dir, exist_ok=True)
         # the weights first: a .pdmodel next to weights that are not its own is worse than none
         for name, data in ((PARAMS_FILE, params), (MODEL_FILE, program)):
@@ -157,6 +157,41 @@ def without_call_stacks(program_bytes):
             kept = [a for a in op.attrs if a.name != "op_callstack"]
             del op.attrs[:]
             op.attrs.extend(kept)
+    return program.SerializeToString()
+
+
+# ops whose Paddle 2.x form has an XShape output (the input's shape, for the backward pass):
+# Paddle 2.6's static API builds some of them without it, and a program lacking it runs and
+# quantizes, but PaddleSlim's distiller re-appends the teacher's ops with append_op, which
+# refuses such an op (QAT of a converted PP-OCRv6 rec stopped on squeeze2).
+XSHAPE_OPS = ("squeeze2", "unsqueeze2", "transpose2", "reshape2", "flatten_contiguous_range", "flatten2")
+
+
+def with_xshape_outputs(program_bytes):
+    """The program with an XShape output on every XSHAPE_OPS op lacking one, declared as a
+    Paddle 2.x export declares it: float32, shape [0] + the input's shape, never read."""
+    from paddle.base.proto import framework_pb2
+    program = framework_pb2.ProgramDesc()
+    program.ParseFromString(program_bytes)
+    for block in program.blocks:
+        names = {v.name for v in block.vars}
+        dims = {v.name: list(v.type.lod_tensor.tensor.dims) for v in block.vars}
+        for op in block.ops:
+            if op.type not in XSHAPE_OPS or any(o.parameter == "XShape" for o in op.outputs):
+                continue
+            x = next(i.arguments[0] for i in op.inputs if i.parameter == "X")
+            out = next(o.arguments[0] for o in op.outputs if o.parameter == "Out")
+            name = out + ".xshape"
+            assert name not in names, name
+            names.add(name)
+            var = block.vars.add()
+            var.name, var.persistable = name, False
+            var.type.type = framework_pb2.VarType.LOD_TENSOR
+            var.type.lod_tensor.tensor.data_type = framework_pb2.VarType.FP32
+            var.type.lod_tensor.tensor.dims.extend([0] + dims.get(x, []))
+            slot = op.outputs.add()
+            slot.parameter = "XShape"
+            slot.arguments.append(name)
     return program.SerializeToString()
 
 
