@@ -33,8 +33,8 @@ def _check_output(save_dir, kind, image_shape):
     # save_dir/deploy: the rewritten program; bench.py rewriting it again finds nothing left to do
     from ocrslim.deploy import paddle_passes as deploy
     deploy_dir = os.path.join(save_dir, "deploy")
-    assert sorted(os.listdir(deploy_dir)) == ["inference.pdiparams", "inference.pdmodel", "model.onnx",
-                                              "model.u8u8.onnx", "settings.json"]
+    assert sorted(os.listdir(deploy_dir)) == ["inference.pdiparams", "inference.pdmodel", "model.bin", "model.onnx",
+                                              "model.u8u8.onnx", "model.xml", "settings.json"]
     assert report["deploy_rewrites"]["fold_affine"] > 0, report["deploy_rewrites"]
     with open(os.path.join(deploy_dir, "inference.pdmodel"), "rb") as f, \
             open(os.path.join(deploy_dir, "inference.pdiparams"), "rb") as g:
@@ -174,6 +174,16 @@ def test_readme_load_predictor_example_runs(compressed_det):
     assert all(o.shape == (1, 1, 320, 320) for o in outs)
     with pytest.raises(Exception, match="not a run.py output folder"):
         ocrslim_load(os.path.dirname(save), "auto")
+
+
+def test_openvino_ir_is_the_onnx_model(compressed_det):
+    """deploy/model.xml (what load_predictor gives OpenVINO) computes what deploy/model.onnx does."""
+    from ocrslim.deploy import runtime
+    deploy_dir = os.path.join(compressed_det[0], "deploy")
+    x = np.random.RandomState(1).rand(1, 3, 320, 320).astype("float32")
+    from_ir = runtime.openvino_predictor(os.path.join(deploy_dir, "model.xml"))[0](x)[0]
+    from_onnx = runtime.openvino_predictor(os.path.join(deploy_dir, "model.onnx"))[0](x)[0]
+    assert np.array_equal(from_ir, from_onnx)
 
 
 def ocrslim_load(save_dir, backend):

@@ -161,3 +161,15 @@ def test_run_compresses_a_paddleocr3_model_and_its_result_carries_the_yml(tmp_pa
     assert out["metrics"]["acc"] == report["compressed"]["acc"]
     predict = ocrslim.load_predictor(str(save))
     assert predict(np.zeros((1, 3, 48, 200), "float32"))[0].shape[-1] == 18385
+    # save_dir/deploy holds every runtime's file, made from the converted program: each runtime
+    # offered for int8 rec on this CPU loads it alone and reads what the executor read
+    from ocrslim.deploy import backends, runtime
+    assert {"inference.pdmodel", "model.onnx", "model.xml", "model.bin", "settings.json"} <= set(
+        os.listdir(save / "deploy"))
+    x = np.random.RandomState(0).rand(1, 3, 48, 320).astype("float32")
+    from_ir = runtime.openvino_predictor(str(save / "deploy" / "model.xml"))[0](x)[0]
+    assert np.array_equal(from_ir, runtime.openvino_predictor(str(save / "deploy" / "model.onnx"))[0](x)[0])
+    offered = [b for b in backends.BACKENDS if not backends.not_offered("rec", "int8", b)]
+    assert offered, "no runtime offered for int8 rec on this CPU"
+    for backend in offered:
+        assert ocrslim.load_predictor(str(save), backend)(x)[0].shape == (1, 40, 18385), backend

@@ -249,12 +249,23 @@ SETTINGS_FILE = "settings.json"
 PADDLE_FILES = ("inference.pdmodel", "inference.pdiparams")
 ONNX_FILE = "model.onnx"
 ONNX_NO_VNNI = "model.u8u8.onnx"
+OPENVINO_IR = "model.xml"   # with model.bin beside it
+
+
+def write_openvino_ir(onnx_path, xml_path):
+    """OpenVINO's own format of the ONNX model, weights as they are, so that the IR computes what
+    the ONNX file does: what an OpenVINO deployment loads without the ONNX frontend. Read with
+    Core.read_model, as the openvino backend reads the ONNX file: ov.convert_model applies other
+    transformations to our Q/DQ graph (int8 rec outputs differed by up to 0.5, measured), and
+    compress_to_fp16 would round the float weights."""
+    import openvino as ov
+    ov.save_model(ov.Core().read_model(onnx_path), xml_path, compress_to_fp16=False)
 
 
 def write_deploy(model_dir, out_dir, task):
     """Fill out_dir (run.py: save_dir/deploy) with what each runtime runs: the Paddle program
     rewritten for Paddle Inference, the ONNX model onnxruntime runs (int8: the onnx_passes
-    rewrite), and settings.json: the runtime settings and the `auto` choice per CPU kind.
+    rewrite), the same model as OpenVINO IR (model.xml/.bin), and settings.json: the runtime settings and the `auto` choice per CPU kind.
     Returns the Paddle rewrite counts. model_dir is only read."""
     import shutil
     import tempfile
@@ -268,6 +279,7 @@ def write_deploy(model_dir, out_dir, task):
     if precision == "int8":  # what onnxruntime runs on CPUs without VNNI (see OnnxBackend)
         from .onnx_passes import uint8_weights
         uint8_weights(os.path.join(out_dir, ONNX_FILE), os.path.join(out_dir, ONNX_NO_VNNI))
+    write_openvino_ir(os.path.join(out_dir, ONNX_FILE), os.path.join(out_dir, OPENVINO_IR))
     kinds = sorted(set(cpu.MEASURED_AS.values()))
     write_json(os.path.join(out_dir, SETTINGS_FILE), {
         "task": task, "precision": precision,
@@ -280,7 +292,7 @@ def write_deploy(model_dir, out_dir, task):
                    "delete_passes_without_avx512": ["self_attention_fuse_pass"]},
         "onnxruntime": {"file": ONNX_FILE, "file_without_vnni": ONNX_NO_VNNI if precision == "int8" else ONNX_FILE,
                         "graph_optimization_level": "ORT_ENABLE_ALL"},
-        "openvino": {"file": ONNX_FILE, "INFERENCE_PRECISION_HINT": "f32 (openvino), bf16 (openvino-bf16, CPUs "
+        "openvino": {"file": OPENVINO_IR, "same_as": ONNX_FILE, "INFERENCE_PRECISION_HINT": "f32 (openvino), bf16 (openvino-bf16, CPUs "
                      "with AMX or AVX512_BF16)", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1},
     })
     return counts
@@ -320,8 +332,12 @@ def load_predictor(save_dir, backend="auto", threads=2):
             path = for_this_cpu(path, OnnxBackend.cpu_settings(), tmp)
             predict, info = runtime.onnx_predictor(path, "cpu", threads)
     elif backend.startswith("openvino"):
-        path = os.path.join(deploy_dir, onnx_file)
-        check_onnx_file(path, fix)
+        # the IR where the folder has it (written since the PP-OCRv5/v6 release), else the ONNX file
+        ir = settings.get("openvino", {}).get("file", "")
+        path = os.path.join(deploy_dir, ir)
+        if not (ir.endswith(".xml") and os.path.isfile(path) and os.path.isfile(path[:-4] + ".bin")):
+            path = os.path.join(deploy_dir, onnx_file)
+            check_onnx_file(path, fix)
         predict, info = BACKENDS[backend].load(path, threads)
     else:  # paddle
         check_model_files(deploy_dir, *PADDLE_FILES, fix=fix)
