@@ -302,3 +302,26 @@ def test_v6_on_every_runtime(v6, tmp_path):
                 assert np.isfinite(y).all() and np.abs(y - want).max() <= 1e-4, (task, name, k)
                 if task == "rec":
                     assert (y.argmax(-1) == ref(g[k])[0].argmax(-1)).all(), (name, k)
+
+
+def test_v6_det_int8_runs_on_paddle_inference(v6, tmp_path):
+    """PP-OCRv6 tiny det concatenates a pooled map with a conv output; oneDNN cannot build that
+    concat in int8 ("could not create a primitive descriptor"): the predictor finds it out on a
+    dry run and runs its concats in float, for every input size."""
+    import paddle
+    from ocrslim.compress import calibrate
+    from ocrslim.deploy import runtime
+    paddle.enable_static()
+    folder = v6["det"][1]
+    rng = np.random.RandomState(0)
+    name = [outs[0] for t, outs in runtime.paddle_ops(os.path.join(folder, "inference.pdmodel")) if t == "feed"][0]
+    feeds = [{name: rng.rand(1, 3, 64, 64).astype("float32")}]
+    calib = {"algo": "abs_max", "batch_nums": 1, "hist_percent": 0.99999, "keep_float": [],
+             "quantize_op_types": ["conv2d", "depthwise_conv2d"], "weight_quantize_type": "channel_wise_abs_max"}
+    out = tmp_path / "int8"
+    calibrate.calibrate((folder, "inference.pdmodel", "inference.pdiparams"), feeds, calib, paddle.CPUPlace(),
+                        save_dir=str(out))
+    predict, info = runtime.paddle_predictor((str(out), "inference.pdmodel", "inference.pdiparams"), "cpu", 1)
+    assert info["precision"] == "int8" and "concat" not in info["int8_ops"] and "conv2d" in info["int8_ops"]
+    for shape in [(1, 3, 96, 160), (1, 3, 128, 128)]:
+        assert predict(rng.rand(*shape).astype("float32"))[0].shape == (1, 1) + shape[2:]

@@ -280,13 +280,16 @@ def write_deploy(model_dir, out_dir, task):
         from .onnx_passes import uint8_weights
         uint8_weights(os.path.join(out_dir, ONNX_FILE), os.path.join(out_dir, ONNX_NO_VNNI))
     write_openvino_ir(os.path.join(out_dir, ONNX_FILE), os.path.join(out_dir, OPENVINO_IR))
+    int8_ops = sorted(runtime.MKLDNN_INT8_OPS)
+    if precision == "int8":  # the op set oneDNN builds for this program (runtime.builds_int8_concat)
+        int8_ops = runtime.paddle_predictor((out_dir,) + PADDLE_FILES, "cpu", 1)[1]["int8_ops"]
     kinds = sorted(set(cpu.MEASURED_AS.values()))
     write_json(os.path.join(out_dir, SETTINGS_FILE), {
         "task": task, "precision": precision,
         "auto": {kind: CHOICE[(kind, task, precision)][0] for kind in kinds},
         "auto_never_measured_cpu": SAFE[(task, precision)],
         "not_offered": {k[0]: {"backend": k[3], "why": v} for k, v in NOT_OFFERED.items() if k[1:3] == (task, precision)},
-        "paddle": {"files": list(PADDLE_FILES), "enable_mkldnn_int8_ops": sorted(runtime.MKLDNN_INT8_OPS),
+        "paddle": {"files": list(PADDLE_FILES), "enable_mkldnn_int8_ops": int8_ops,
                    "mkldnn_cache_capacity": runtime.ONEDNN_SHAPE_CACHE,
                    "env": {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "8192"},
                    "delete_passes_without_avx512": ["self_attention_fuse_pass"]},

@@ -88,6 +88,27 @@ def onnx_is_quantized(onnx_path):
     return any(n.op_type in ("QuantizeLinear", "QLinearConv", "QLinearMatMul") for n in model.graph.node)
 
 
+def builds_int8_concat(predictor, feed_shape):
+    """Whether oneDNN built this predictor's int8 concats: run once on a small input (64 for a
+    free size). The DB neck's concat of resized int8 maps builds; PP-OCRv6 tiny det also
+    concatenates a pooled map with a conv output (pool2d runs in float), and oneDNN could not
+    create that primitive ("could not create a primitive descriptor for a concat primitive", on
+    every input size): such a model runs with its concats in float."""
+    import numpy as np
+    shape = [1] + [d if d > 0 else 64 for d in feed_shape[1:]]
+    inp = predictor.get_input_handle(predictor.get_input_names()[0])
+    inp.reshape(shape)
+    inp.copy_from_cpu(np.zeros(shape, "float32"))
+    try:
+        with quiet_native_output():
+            predictor.run()
+    except RuntimeError as err:
+        if "concat" not in str(err):
+            raise
+        return False
+    return True
+
+
 def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=None, delete_passes=None):
     """Paddle Inference predictor for model files (model_dir, model_file, params_file).
 
@@ -103,7 +124,7 @@ def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=N
     model_dir, model_file, params_file = files
     model_path = os.path.join(model_dir, model_file)
     quantized = paddle_is_quantized(model_path)
-    config = inference.Config(model_path, os.path.join(model_dir, params_file))
+    program = None
     if quantized or is_ocrslim_output(model_dir):
         # what ACT saved is a training-shaped program: paddle_passes.optimize makes it
         # the one oneDNN runs fast, with the same function up to int8 rounding
@@ -113,53 +134,66 @@ def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=N
         from .paddle_passes import optimize
         with open(model_path, "rb") as f, open(os.path.join(model_dir, params_file), "rb") as g:
             program, params, _ = optimize(f.read(), g.read(), source=model_dir)
-        config.set_model_buffer(program, len(program), params, len(params))
-    config.disable_glog_info()
     full_images = paddle_input_shape(model_path)[2:] == [-1, -1]
-    if not (quantized and devices == "cpu" and full_images):
-        # Buffer reuse made oneDNN int8 det ~15% slower (its f32->s8 reorders
-        # took 1.3 ms more per image at 544x768); without it det peak memory
-        # at 960x960 goes from 556 to 810 MB. On 48-pixel rec crops reuse
-        # helps int8 (6.6 vs 7.2 ms) and FP32 speed does not change.
-        config.enable_memory_optim()
-    if devices == "cpu":
-        config.disable_gpu()
-        config.enable_mkldnn()
-        # oneDNN keeps kernels for this many input shapes; Paddle's default
-        # (10) is fewer than a det eval set has (demo: 12), so kernels were
-        # rebuilt on most calls (FP32 det: 35 ms on some images, 75 on others)
-        config.set_mkldnn_cache_capacity(ONEDNN_SHAPE_CACHE)
-        config.set_cpu_math_library_num_threads(threads)
-        if delete_passes is None:
-            from .backends import PaddleBackend
-            delete_passes = PaddleBackend.cpu_settings()["delete_passes"]
-        for name in delete_passes:
-            config.delete_pass(name)
-        if quantized:
-            config.enable_mkldnn_int8(MKLDNN_INT8_OPS)
-        info = {"backend": "paddle", "engine": "oneDNN", "precision": "int8" if quantized else "fp32"}
-    else:
-        import paddle
-        gpu = distributed.card(devices)  # one-line error for anything but cpu, gpu, gpu:N
-        if not paddle.is_compiled_with_cuda():
-            raise UserError(f"--devices {devices} needs paddlepaddle-gpu (see README); this paddle is CPU-only")
-        config.enable_use_gpu(256, gpu)
-        if inference.get_trt_compile_version() == (0, 0, 0):
-            log.warning("this paddle has no TensorRT: running plain CUDA kernels")
-            info = {"backend": "paddle", "engine": "CUDA", "precision": "fp32"}
+    if devices == "cpu" and delete_passes is None:
+        from .backends import PaddleBackend
+        delete_passes = PaddleBackend.cpu_settings()["delete_passes"]
+
+    def create(int8_ops):
+        config = inference.Config(model_path, os.path.join(model_dir, params_file))
+        if program is not None:
+            config.set_model_buffer(program, len(program), params, len(params))
+        config.disable_glog_info()
+        if not (quantized and devices == "cpu" and full_images):
+            # Buffer reuse made oneDNN int8 det ~15% slower (its f32->s8 reorders
+            # took 1.3 ms more per image at 544x768); without it det peak memory
+            # at 960x960 goes from 556 to 810 MB. On 48-pixel rec crops reuse
+            # helps int8 (6.6 vs 7.2 ms) and FP32 speed does not change.
+            config.enable_memory_optim()
+        if devices == "cpu":
+            config.disable_gpu()
+            config.enable_mkldnn()
+            # oneDNN keeps kernels for this many input shapes; Paddle's default
+            # (10) is fewer than a det eval set has (demo: 12), so kernels were
+            # rebuilt on most calls (FP32 det: 35 ms on some images, 75 on others)
+            config.set_mkldnn_cache_capacity(ONEDNN_SHAPE_CACHE)
+            config.set_cpu_math_library_num_threads(threads)
+            for name in delete_passes:
+                config.delete_pass(name)
+            if quantized:
+                config.enable_mkldnn_int8(int8_ops)
+            info = {"backend": "paddle", "engine": "oneDNN", "precision": "int8" if quantized else "fp32"}
         else:
-            mode = "int8" if quantized else precision
-            prec = {"fp32": inference.PrecisionType.Float32, "fp16": inference.PrecisionType.Half,
-                    "int8": inference.PrecisionType.Int8}[mode]
-            # use_calib_mode=False: a quantized model carries its own scales
-            config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=1, min_subgraph_size=3,
-                                          precision_mode=prec, use_static=False, use_calib_mode=False)
-            if shapes:
-                name = [outs[0] for t, outs in paddle_ops(model_path) if t == "feed"][0]
-                config.set_trt_dynamic_shape_info({name: shapes[0]}, {name: shapes[2]}, {name: shapes[1]})
-            info = {"backend": "paddle", "engine": "TensorRT", "precision": mode}
-    with quiet_native_output(), paddle_load_errors(model_dir):
-        predictor = inference.create_predictor(config)
+            import paddle
+            gpu = distributed.card(devices)  # one-line error for anything but cpu, gpu, gpu:N
+            if not paddle.is_compiled_with_cuda():
+                raise UserError(f"--devices {devices} needs paddlepaddle-gpu (see README); this paddle is CPU-only")
+            config.enable_use_gpu(256, gpu)
+            if inference.get_trt_compile_version() == (0, 0, 0):
+                log.warning("this paddle has no TensorRT: running plain CUDA kernels")
+                info = {"backend": "paddle", "engine": "CUDA", "precision": "fp32"}
+            else:
+                mode = "int8" if quantized else precision
+                prec = {"fp32": inference.PrecisionType.Float32, "fp16": inference.PrecisionType.Half,
+                        "int8": inference.PrecisionType.Int8}[mode]
+                # use_calib_mode=False: a quantized model carries its own scales
+                config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=1, min_subgraph_size=3,
+                                              precision_mode=prec, use_static=False, use_calib_mode=False)
+                if shapes:
+                    name = [outs[0] for t, outs in paddle_ops(model_path) if t == "feed"][0]
+                    config.set_trt_dynamic_shape_info({name: shapes[0]}, {name: shapes[2]}, {name: shapes[1]})
+                info = {"backend": "paddle", "engine": "TensorRT", "precision": mode}
+        with quiet_native_output(), paddle_load_errors(model_dir):
+            return inference.create_predictor(config), info
+
+    int8_ops = set(MKLDNN_INT8_OPS)
+    predictor, info = create(int8_ops)
+    if quantized and devices == "cpu" and not builds_int8_concat(predictor, paddle_input_shape(model_path)):
+        int8_ops.discard("concat")
+        log.info("oneDNN cannot build an int8 concat of this program's inputs: concat runs in float")
+        predictor, info = create(int8_ops)
+    if quantized and devices == "cpu":
+        info["int8_ops"] = sorted(int8_ops)
     inp = predictor.get_input_handle(predictor.get_input_names()[0])
     outs = [predictor.get_output_handle(n) for n in predictor.get_output_names()]
 
