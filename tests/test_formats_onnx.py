@@ -325,3 +325,33 @@ def test_v6_det_int8_runs_on_paddle_inference(v6, tmp_path):
     assert info["precision"] == "int8" and "concat" not in info["int8_ops"] and "conv2d" in info["int8_ops"]
     for shape in [(1, 3, 96, 160), (1, 3, 128, 128)]:
         assert predict(rng.rand(*shape).astype("float32"))[0].shape == (1, 1) + shape[2:]
+
+
+def test_v6_rec_int8_onnx_computes_what_the_executor_does(v6, tmp_path):
+    """PP-OCRv6 has GELU (Erf): its int8 ONNX gets no Q on conv outputs (onnx_passes.apply_quantizers
+    says what they cost on real crops), so onnxruntime computes the executor's model."""
+    import onnx
+    import paddle
+    from ocrslim.compress import calibrate
+    from ocrslim.deploy import runtime
+    paddle.enable_static()
+    folder = v6["rec"][1]
+    name = [outs[0] for t, outs in runtime.paddle_ops(os.path.join(folder, "inference.pdmodel")) if t == "feed"][0]
+    x = fh.golden("PP-OCRv5_mobile_rec")["x0"]  # real crops, as high as v6 tiny rec reads them
+    calib = {"algo": "abs_max", "batch_nums": 1, "hist_percent": 0.99999, "keep_float": [],
+             "quantize_op_types": ["conv2d", "matmul_v2"], "weight_quantize_type": "channel_wise_abs_max"}
+    out = tmp_path / "int8"
+    calibrate.calibrate((folder, "inference.pdmodel", "inference.pdiparams"), [{name: x}], calib, paddle.CPUPlace(),
+                        save_dir=str(out))
+    path = runtime.onnx_model((str(out), "inference.pdmodel", "inference.pdiparams"), str(tmp_path), "model")
+    graph = onnx.load(path).graph
+    assert any(n.op_type == "Erf" for n in graph.node) and any(n.op_type == "QuantizeLinear" for n in graph.node)
+    # apply_quantizers renames a conv whose output it quantizes to NAME__conv
+    assert not [n.name for n in graph.node if n.op_type == "Conv" and n.output[0].endswith("__conv")]
+    exe = paddle.static.Executor(paddle.CPUPlace())
+    program, feeds, fetches = paddle.static.load_inference_model(os.path.join(str(out), "inference"), exe)
+    want = exe.run(program, feed={feeds[0]: x}, fetch_list=fetches)[0]
+    got = runtime.onnx_predictor(path, "cpu", 1)[0](x)[0]
+    # measured: mean |diff| 9.0e-6 and 97.8% of the argmax frames equal; with the conv output
+    # Qs 7.3e-5 (near ties between frames' top classes move either way: int8 rounding)
+    assert np.abs(got - want).mean() < 3e-5 and (got.argmax(-1) == want.argmax(-1)).mean() > 0.95
