@@ -167,7 +167,7 @@ def not_these_weights(path, model_file, why):
 
 
 def check_onnx_file(path, fix):
-    """Raise a one-line UserError if the ONNX model at path is unreadable or does not parse
+    """The parsed ONNX model at path; a one-line UserError if it is unreadable or does not parse
     (onnx and onnxruntime would raise DecodeError / InvalidProtobuf tracebacks). Protobuf
     cannot tell a truncated copy from another kind of file: the message names both."""
     import onnx
@@ -181,6 +181,7 @@ def check_onnx_file(path, fix):
     if model is None or not model.graph.node:
         raise UserError(f"{path} is not a complete ONNX model ({len(data)} bytes: truncated, or another kind "
                         f"of file): {fix}")
+    return model
 
 
 # What Paddle's C++ load errors arrive as in Python (its error codes map to these types:

@@ -262,3 +262,29 @@ def unsupported(path, kind, names, supported):
                      f"converter (supported: {', '.join(sorted(supported))}); convert the model another way "
                      f"or add a translation for {'it' if len(names) == 1 else 'them'}")
 
+
+# ---- shared by the translators' op functions (pir.py, onnx_in.py) ----
+
+class Unsupported(Exception):
+    """A supported op with inputs or attributes this converter does not translate."""
+
+
+def known(*values):
+    return all(isinstance(v, np.ndarray) for v in values)
+
+
+def ints(value, what):
+    """A value known while converting, as a list of Python ints (an attribute of the Paddle op)."""
+    if not known(value):
+        raise Unsupported(f"its {what} is computed at run time; only constants are supported there")
+    return [int(v) for v in np.ravel(value)]
+
+
+def paddle():
+    import paddle as p
+    return p
+
+
+def functional():
+    import paddle.nn.functional as F
+    return F

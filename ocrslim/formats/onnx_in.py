@@ -17,12 +17,10 @@ import numpy as np
 
 from ..errors import UserError
 from . import builder
+from .builder import Unsupported, functional, ints, known, paddle  # noqa: F401 (shared by the op functions)
 
 ONNX_DOMAINS = ("", "ai.onnx")
 
-
-class Unsupported(Exception):
-    """A supported op with inputs or attributes this converter does not translate."""
 
 
 class Node:
@@ -53,17 +51,8 @@ def convert(onnx_path, out_dir):
 
 def read_model(path):
     import onnx
-    from google.protobuf.message import DecodeError
-    from ..model_check import open_for_reading
-    with open_for_reading(path) as f:
-        data = f.read()
-    try:
-        model = onnx.load_model_from_string(data)
-    except DecodeError:
-        model = None
-    if model is None or not model.graph.node:
-        raise UserError(f"{path} is not a complete ONNX model ({len(data)} bytes: truncated, or another kind of "
-                        "file): copy the model again")
+    from ..model_check import check_onnx_file
+    model = check_onnx_file(path, "copy the model again")
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
         raise UserError(f"{path} keeps its weights in external files, which the converter does not read: save "
                         "it as one file (onnx.save with save_as_external_data=False)")
@@ -128,27 +117,6 @@ def param_name(name):
     """An initializer's name as a Paddle variable name (Paddle's own names keep [\\w.])."""
     return re.sub(r"[^\w.]", "_", name) or "const"
 
-
-# ---- helpers for the op functions ----
-
-def known(*values):
-    return all(isinstance(v, np.ndarray) for v in values)
-
-
-def ints(value, what):
-    if not known(value):
-        raise Unsupported(f"its {what} is computed at run time; only constants are supported there")
-    return [int(v) for v in np.ravel(value)]
-
-
-def paddle():
-    import paddle as p
-    return p
-
-
-def functional():
-    import paddle.nn.functional as F
-    return F
 
 
 def paddle_pads(pads):

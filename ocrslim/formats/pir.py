@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import builder
+from .builder import Unsupported, functional, ints, known, paddle  # noqa: F401 (shared by the op functions)
 
 JSON_FILE = "inference.json"
 PARAMS_FILE = "inference.pdiparams"
@@ -40,9 +41,6 @@ TENSOR_TYPES = {"0.t_f32": "float32", "0.t_f64": "float64", "0.t_f16": "float16"
                 "0.t_i32": "int32", "0.t_i16": "int16", "0.t_i8": "int8", "0.t_ui8": "uint8", "0.t_bool": "bool"}
 INT32_MAX = 2 ** 31 - 1
 
-
-class Unsupported(Exception):
-    """A supported op with inputs or attributes this converter does not translate."""
 
 
 class Op:
@@ -169,28 +167,6 @@ def resolve(values, vid):
         raise Unsupported(f"it reads output {value.index} of a {value.name} op, which the converter does not make")
     return value
 
-
-# ---- helpers for the op functions ----
-
-def known(*values):
-    return all(isinstance(v, np.ndarray) for v in values)
-
-
-def ints(value, what):
-    """A value known while converting, as a list of Python ints (an attribute of the Paddle op)."""
-    if not known(value):
-        raise Unsupported(f"its {what} is computed at run time; only constants are supported there")
-    return [int(v) for v in np.ravel(value)]
-
-
-def paddle():
-    import paddle as p
-    return p
-
-
-def functional():
-    import paddle.nn.functional as F
-    return F
 
 
 # ---- op functions: (builder, op, input values) -> output value(s) ----
