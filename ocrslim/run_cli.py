@@ -27,7 +27,7 @@ from .compress.strategies import STRATEGIES, get_strategy
 from .distributed import rank_world
 from .deploy import backends
 from . import model as mdl
-from .errors import ArgumentParser, StepFailed, UserError, catch_sigterm
+from .errors import ArgumentParser, StepFailed, UserError, catch_sigterm, check_stop
 from .eval_cli import prepare
 from .evaluate import evaluate
 from .logs import setup_logging, table
@@ -234,9 +234,11 @@ class Run:
                  else f"gpu:{self.device['card']}", self.world, "on" if self.device["fleet"] else "off")
 
     def _step(self, key, number, text, fn):
+        check_stop()
         log.info("[%d/5] %s", number, text)
         t = time.time()
         out = fn()
+        check_stop()
         self.times[key] = time.time() - t
         return out
 
@@ -384,6 +386,7 @@ class Run:
         print(summary(task, self.fp32, self.saved, self.candidates, self.chosen, sizes, seconds,
                       self.strategy.name, self.test))
         # published before step 5: a benchmark that crashes can never cost the finished model
+        check_stop()
         publish(self.staging, self.args.save_dir, kind="run")
         log.info("wrote %s", self.args.save_dir)
         self.report = report
@@ -471,6 +474,7 @@ def analyze(args):
         try:
             write(result, staging)
             cfg.dump(config, os.path.join(staging, "config_used.yaml"))
+            check_stop()
             publish(staging, args.save_dir, kind="analyze")
         finally:
             if os.path.isdir(staging):
