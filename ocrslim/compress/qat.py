@@ -52,10 +52,28 @@ def find_distill_node(program, fetch_name):
     raise UserError("cannot find the model's final softmax/sigmoid; set Distillation.node")
 
 
+# Distillation.node / Prune.distill_node may say this instead of a tensor name: the model's
+# output after its final activation (the det probability map), whatever the program calls it.
+OUTPUT = "output"
+
+
+def find_output_node(program, fetch_name):
+    """The fetched tensor, looking through the scale op save_inference_model puts before a fetch."""
+    producers = {name: op for op in program.global_block().ops for name in op.output_arg_names}
+    name, op = fetch_name, producers.get(fetch_name)
+    while op is not None and op.type == "scale" and op.attr("scale") == 1.0 and op.attr("bias") == 0.0:
+        name = op.input("X")[0]
+        op = producers.get(name)
+    return name
+
+
 def distill_node(program, fetch_name, configured):
-    """The tensor to distil: the configured one (a list of at most one name), else the model's
-    pre-activation output (find_distill_node)."""
-    return (configured or [None])[0] or find_distill_node(program, fetch_name)
+    """The tensor to distil: the configured one (a list of at most one name; "output" for the
+    model's output), else the model's pre-activation output (find_distill_node)."""
+    node = (configured or [None])[0]
+    if node == OUTPUT:
+        return find_output_node(program, fetch_name)
+    return node or find_distill_node(program, fetch_name)
 
 
 def check_nodes(program, nodes):

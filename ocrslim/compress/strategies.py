@@ -203,7 +203,7 @@ def check_prune(config):
     node = config["Prune"]["distill_node"]
     if not isinstance(node, list) or len(node) > 1 or not all(isinstance(n, str) for n in node):
         raise UserError(f"Prune.distill_node {node!r}: give a list of one tensor name, e.g. [sigmoid_0.tmp_0], "
-                        "or [] for Distillation.node's")
+                        "[output] for the model's output, or [] for Distillation.node's")
     train = cfg.merge(config["TrainConfig"] or {}, config["Prune"]["finetune"] or {})
     if not train.get("train_iter") and not train.get("epochs"):
         raise UserError("pruning fine-tunes: set TrainConfig.train_iter (or Prune.finetune.train_iter)")
