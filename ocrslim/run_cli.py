@@ -176,7 +176,7 @@ def check_tensor_names(config, model_files, strategy):
         if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
             raise UserError(f"{key} {value!r}: give a list of tensor names, e.g. [linear_170.tmp_1]")
     nodes = [given["Distillation.node"], given["Prune.distill_node"]]
-    names = given["Calibration.keep_float"] + [n for node in nodes for n in node]
+    names = given["Calibration.keep_float"] + [n for node in nodes for n in node if n != qat.OUTPUT]
     qat.check_nodes(graph.program, names)
     if strategy.name != "ptq" and not any(nodes):
         qat.find_distill_node(graph.program, graph.fetches[0].name)
