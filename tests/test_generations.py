@@ -76,6 +76,7 @@ def test_rewrites_are_exact_on_the_real_program(gen, tiny_data, tmp_path):
         assert np.abs(a - b).max() <= 1e-5, np.abs(a - b).max()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gen", ["v2_det", "v3_det"])
 def test_every_pruning_group_is_found_and_cut_consistently(gen):
     """The groups come from the program (MobileNetV3's hard_swish blocks, v3's SE blocks in the
@@ -103,6 +104,7 @@ def test_every_pruning_group_is_found_and_cut_consistently(gen):
     assert 0.3 < removed < 0.6, removed
 
 
+@pytest.mark.slow
 def test_v3_rec_reads_english_with_its_config(tiny_data, tmp_path):
     """configs/ppocrv3/rec_icdar2015.yaml names the English dictionary the model was trained with
     (bundled:en_dict.txt, from the paddleocr wheel): the generated English words are read. The
@@ -120,3 +122,19 @@ def test_v3_rec_reads_english_with_its_config(tiny_data, tmp_path):
     with pytest.raises(UserError, match="model outputs 97"):
         main(["-c", GENERATIONS["v3_rec"][1], "--model_dir", model, "--quiet", "-o", *data,
               "Global.character_dict_path=bundled:ppocr_keys_v1.txt"])
+
+
+def test_v2_det_declared_size_does_not_bind_onnxruntime(tmp_path):
+    """PP-OCRv2 det declares a 960x960 input; Paddle Inference and PaddleOCR feed any size. Its
+    ONNX export takes any size too (runtime.free_image_size) and computes what Paddle does."""
+    import onnxruntime
+    from ocrslim.deploy import runtime
+    model_dir = fh.real_model("ch_PP-OCRv2_det_infer")
+    assert fh.feed_shape(model_dir) == [-1, 3, 960, 960]
+    path = runtime.export_onnx(files("ch_PP-OCRv2_det_infer"), str(tmp_path / "v2.onnx"))
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    x = np.random.RandomState(0).rand(1, 3, 256, 448).astype("float32")
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    want = fh.native(model_dir)(x)[0]
+    assert got.shape == want.shape == (1, 1, 256, 448)
+    assert np.abs(got - want).max() <= 1e-5

@@ -222,8 +222,31 @@ def export_onnx(files, onnx_path, opset=13):
                                deploy_backend="onnxruntime")
     except Exception as err:
         raise UserError(f"paddle2onnx could not export {model_dir}: {err}")
+    free_image_size(tmp)
     os.replace(tmp, onnx_path)
     return onnx_path
+
+
+def free_image_size(onnx_path):
+    """Make a fixed image height and width of the input free again, in place.
+
+    Some PaddleOCR exports declare one size (PP-OCRv2 det: [-1, 3, 960, 960]); Paddle
+    Inference ignores it and PaddleOCR feeds any size, but onnxruntime refuses every other size
+    and paddle2onnx copies the declared one. Only an input whose height and width are both
+    fixed is touched (a rec model's fixed height of 48 is real); the recorded intermediate
+    shapes go too, as they were inferred from that size."""
+    import onnx
+    model = onnx.load(onnx_path)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4 or not (dims[2].HasField("dim_value") and dims[3].HasField("dim_value")):
+        return
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    del model.graph.value_info[:]
+    for out in model.graph.output:
+        for i, dim in enumerate(out.type.tensor_type.shape.dim):
+            if i >= 2 and dim.HasField("dim_value"):
+                dim.dim_param = f"{out.name}_{i}"
+    onnx.save(model, onnx_path)
 
 
 QUANTIZED_TYPES = {"conv2d": (("Input", "Filter"), "Output"), "depthwise_conv2d": (("Input", "Filter"), "Output"),
