@@ -53,6 +53,18 @@ def test_distillation_node_is_the_input_of_the_final_activation(gen):
     assert output == readers[0].output("Out")[0]
 
 
+def test_output_as_distillation_node_passes_the_early_name_check():
+    """Prune.distill_node: [output] is resolved from the program, so the check of the names a
+    config gives (before step 1) must not look for a tensor called 'output'."""
+    from ocrslim import config as cfg
+    from ocrslim.compress.strategies import get_strategy
+    from ocrslim.run_cli import check_tensor_names
+    config = cfg.load_config("configs/ppocrv2/det_icdar2015_prune.yaml", defaults=cfg.COMPRESS_DEFAULTS,
+                             model_dir=fh.real_model("ch_PP-OCRv2_det_infer"))
+    assert config["Prune"]["distill_node"] == ["output"]
+    check_tensor_names(config, files("ch_PP-OCRv2_det_infer"), get_strategy(config))
+
+
 @pytest.mark.parametrize("gen", GENERATIONS)
 def test_rewrites_are_exact_on_the_real_program(gen, tiny_data, tmp_path):
     """Within 1e-5 with Paddle Inference's native kernels: the rewrites change nothing the model
