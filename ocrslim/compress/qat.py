@@ -31,22 +31,27 @@ log = logging.getLogger("ocrslim")
 FINAL_ACTIVATIONS = ("softmax", "sigmoid")
 
 
+def _fetched(program, fetch_name):
+    """The fetched tensor and the op that makes it, looking through the identity scale op
+    that save_inference_model puts before a fetch (save_infer_model/scale_*)."""
+    producers = {name: op for op in program.global_block().ops for name in op.output_arg_names}
+    name, op = fetch_name, producers.get(fetch_name)
+    while op is not None and op.type == "scale" and op.attr("scale") == 1.0 and op.attr("bias") == 0.0:
+        name = op.input("X")[0]
+        op = producers.get(name)
+    return name, op
+
+
 def find_distill_node(program, fetch_name):
     """The pre-activation output of the model: input of the final softmax/sigmoid.
 
     Distilling logits rather than probabilities keeps gradients useful where
-    the softmax/sigmoid saturates. The scale op that save_inference_model puts
-    before a fetch (save_infer_model/scale_*) is looked through.
+    the softmax/sigmoid saturates.
     """
-    ops = program.global_block().ops
-    producers = {name: op for op in ops for name in op.output_arg_names}
-    name, op = fetch_name, producers.get(fetch_name)
-    while op is not None and op.type == "scale":
-        name = op.input("X")[0]
-        op = producers.get(name)
+    name, op = _fetched(program, fetch_name)
     if op is not None:
         return op.input("X")[0] if op.type in FINAL_ACTIVATIONS else name
-    for op in reversed(ops):
+    for op in reversed(program.global_block().ops):
         if op.type in FINAL_ACTIVATIONS:
             return op.input("X")[0]
     raise UserError("cannot find the model's final softmax/sigmoid; set Distillation.node")
@@ -58,13 +63,8 @@ OUTPUT = "output"
 
 
 def find_output_node(program, fetch_name):
-    """The fetched tensor, looking through the scale op save_inference_model puts before a fetch."""
-    producers = {name: op for op in program.global_block().ops for name in op.output_arg_names}
-    name, op = fetch_name, producers.get(fetch_name)
-    while op is not None and op.type == "scale" and op.attr("scale") == 1.0 and op.attr("bias") == 0.0:
-        name = op.input("X")[0]
-        op = producers.get(name)
-    return name
+    """The fetched tensor (the model's output after its final activation)."""
+    return _fetched(program, fetch_name)[0]
 
 
 def distill_node(program, fetch_name, configured):
