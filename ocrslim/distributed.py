@@ -65,7 +65,7 @@ def plan(world, visible, devices, env=None):
     gpu = card(devices, env)
     if visible < 1:
         raise UserError(f"--devices {devices}: paddle sees no GPU (a CPU-only paddlepaddle, or CUDA_VISIBLE_DEVICES "
-                        "hides them); install paddlepaddle-gpu (see README) or use --devices cpu")
+                        "hides them); install paddlepaddle-gpu (see docs/install.md) or use --devices cpu")
     if gpu >= visible:
         raise UserError(f"--devices {devices}: there is no card {gpu}, paddle sees {visible} GPU(s): cards 0 to "
                         f"{visible - 1} (numbered within CUDA_VISIBLE_DEVICES when it is set)")

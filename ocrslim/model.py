@@ -55,7 +55,7 @@ def place(devices):
         paddle.set_device("cpu")
         return paddle.CPUPlace()
     if not paddle.is_compiled_with_cuda():
-        raise UserError(f"--devices {devices} needs paddlepaddle-gpu (see README); this paddle is CPU-only")
+        raise UserError(f"--devices {devices} needs paddlepaddle-gpu (see docs/install.md); this paddle is CPU-only")
     # gpu:N, or under paddle.distributed.launch the card it gave this process (FLAGS_selected_gpus)
     paddle.set_device(f"gpu:{gpu}")
     return paddle.CUDAPlace(gpu)

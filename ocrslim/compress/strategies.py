@@ -100,7 +100,7 @@ class Qat:
                             "the quantize_linear/dequantize_linear format)")
         check_calibration(config)
         if config["QuantAware"].get("use_pact"):
-            log.warning("QuantAware.use_pact is on: on PP-OCRv4 det it zeroes the output (see README)")
+            log.warning("QuantAware.use_pact is on: on PP-OCRv4 det it zeroes the output (see docs/recipe.md)")
 
     def settings(self, config):
         return {"Calibration": calibrate.settings(config),
@@ -248,7 +248,7 @@ def prune_and_finetune(run, out_dir):
             graph.adopt(program)
             # batch norm into the convs: ACT fine-tunes with BN on batch statistics and evaluates
             # on the stored ones, which no longer fit a pruned input (real det, 30% pruned, lr 2e-5:
-            # dev hmean 0.351 -> 0.095 after 60 steps with BN; see README, Pruning)
+            # dev hmean 0.351 -> 0.095 after 60 steps with BN; see docs/pruning.md)
             paddle_passes.fold_batch_norm(graph)
             graph.write(pruned_dir)
         run.prune_info = dict(chosen, criterion=s["criterion"], input_shape=table["input_shape"],

@@ -113,12 +113,12 @@ CHOICES = ("auto",) + tuple(BACKENDS)
 # Measured fastest at kept accuracy: (measured CPU kind, task, precision) -> (backend, why).
 # fp32: the fastest FP32-accurate runtime of the FP32 model, the baseline every speed-up is
 # against (bench.choose_baseline); int8: the fastest runtime that keeps our int8 model's accuracy.
-# Figures: README "Results per CPU kind"; 2 threads.
+# Figures: docs/results-per-cpu.md; 2 threads.
 CHOICE = {
     # amx: Sapphire Rapids. FP32 rows from issue 26's measurement there (2 threads, 52 real images /
     # 234 crops; not re-measured on the dev split): OpenVINO bf16 det 15.4 ms hmean 0.634 (FP32
     # 0.619), rec 3.0 ms acc 0.632 (FP32 0.641, -0.9 point: within rec's 1.0); int8 rows from the
-    # Sapphire Rapids runs of README "Results on real scene text" (OpenVINO int8 not checked there)
+    # Sapphire Rapids runs of docs/results-real-text.md (OpenVINO int8 not checked there)
     ("amx", "det", "fp32"): ("openvino-bf16", "issue 26 on Sapphire Rapids: OpenVINO bf16 15.4 ms (hmean 0.634 "
                                               "vs FP32 0.619), f32 35.0, onnxruntime 67.2, Paddle 68.5 ms"),
     ("amx", "rec", "fp32"): ("openvino-bf16", "issue 26 on Sapphire Rapids: OpenVINO bf16 3.0 ms (acc 0.632 vs "
@@ -140,7 +140,7 @@ CHOICE = {
                                                "p90 is lower (OpenVINO not measured on this kind)"),
     ("avx512_vnni", "rec", "fp32"): ("onnxruntime", "onnxruntime 7.1 ms, Paddle 11.4 ms (OpenVINO not measured "
                                                     "on this kind)"),
-    # avx2: AMD EPYC, one bench run per task on the real dev split (README, Results per CPU kind)
+    # avx2: AMD EPYC, one bench run per task on the real dev split (docs/results-per-cpu.md)
     ("avx2", "det", "fp32"): ("openvino", "OpenVINO f32 58.6 ms, Paddle 69.7, onnxruntime 80.9 (185 real images)"),
     ("avx2", "rec", "fp32"): ("openvino", "OpenVINO f32 11.9 ms, onnxruntime 18.8, Paddle 20.9 (895 real crops)"),
     ("avx2", "det", "int8"): ("paddle", "oneDNN int8 44.0 ms, 1.33x the FP32 model on OpenVINO, hmean 0.3559 "

@@ -167,7 +167,8 @@ def paddle_predictor(files, devices="cpu", threads=2, precision="fp32", shapes=N
             import paddle
             gpu = distributed.card(devices)  # one-line error for anything but cpu, gpu, gpu:N
             if not paddle.is_compiled_with_cuda():
-                raise UserError(f"--devices {devices} needs paddlepaddle-gpu (see README); this paddle is CPU-only")
+                raise UserError(f"--devices {devices} needs paddlepaddle-gpu (see docs/install.md); "
+                                "this paddle is CPU-only")
             config.enable_use_gpu(256, gpu)
             if inference.get_trt_compile_version() == (0, 0, 0):
                 log.warning("this paddle has no TensorRT: running plain CUDA kernels")
@@ -360,7 +361,7 @@ def onnx_model(files, out_dir, name):
         os.makedirs(stripped, exist_ok=True)
         # the program alone, its weights untouched: serialize_program would also prune the
         # dead quantizers stripping leaves, and paddle2onnx then folds one more rec batch norm
-        # into a conv than the export measured in the README (a different output Q/DQ)
+        # into a conv than the export measured in docs/deploy.md (a different output Q/DQ)
         with static_mode(), open(os.path.join(files[0], files[1]), "rb") as f:
             g = PaddleGraph(f.read(), source=files[0])
             strip_observers(g)
