@@ -73,7 +73,8 @@ def test_det_picture_shows_the_images_that_differ_most_and_is_embedded(tmp_path)
     assert (out / "report_det_examples.jpg").read_bytes()[:2] == b"\xff\xd8"
     # --det_examples: how many; 0 draws none, and the earlier picture goes
     assert examples.Det.differing(items, 1)[0] == [2]
-    report_main(["--out", str(out), "--overwrite", "--det_examples", "0", _bench_json(tmp_path, "det", items, per_item)])
+    report_main(["--out", str(out), "--overwrite", "--det_examples", "0",
+                 _bench_json(tmp_path, "det", items, per_item)])
     assert not (out / "report_det_examples.jpg").exists()
     assert "report_det_examples" not in (out / "report.md").read_text()
 
@@ -108,7 +109,8 @@ def test_rec_strip_holds_exactly_the_crops_read_differently(tmp_path, monkeypatc
     with Image.open(out / "report_rec_examples.png") as img:
         assert img.height == round(90 * (0.5 * 4 + 0.5))  # a header and one row per crop
     # --rec_examples caps the count: the first N of those that differ
-    report_main(["--out", str(out), "--overwrite", "--rec_examples", "2", _bench_json(tmp_path, "rec", items, per_item)])
+    report_main(["--out", str(out), "--overwrite", "--rec_examples", "2",
+                 _bench_json(tmp_path, "rec", items, per_item)])
     assert drawn[-1] == [items[i]["image"] for i in (1, 3)]
     assert "The first 2 of the 4 crops (of 8)" in (out / "report.md").read_text()
 
