@@ -28,7 +28,8 @@ log = logging.getLogger("ocrslim")
 
 MANIFEST = ".ocrslim.json"  # in every folder the tool publishes: what kind, which files
 # what bench.py --report and report --out write into a folder (also run.py's step 5)
-REPORT_FILES = ("report.md", "report.png", "bench.json")
+# report.md, its plot, the bench results and the pictures of what int8 changed (deploy/examples.py)
+REPORT_FILES = ("report.md", "report.png", "bench.json", "report_det_examples.jpg", "report_rec_examples.png")
 # the first files of each folder kind, for folders written before manifests existed
 LEGACY_KINDS = {"report.json": "run", "sensitivity.json": "analyze", "prune_sensitivity.json": "analyze",
                 "bench.json": "report"}

@@ -60,12 +60,23 @@ class DetTask:
         pass
 
     def update(self, outputs, batch):
+        """Score one batch; returns per item its image, cared ground truth and the boxes found (the
+        predictions this metric used, which bench keeps for the report's pictures)."""
         import numpy as np
         shapes = np.stack([b["shape"] for b in batch])
         boxes = self.post({"maps": outputs[0]}, shapes)
+        found_per_item = []
         for item, found in zip(batch, boxes):
             gt = [g for g in _det_gt(item["text"])]
             self.metric.update([g[0] for g in gt], [g[1] for g in gt], list(found["points"]))
+            found_per_item.append({"image": item.get("img_path"), "gt": [_ints(g[0]) for g in gt if not g[1]],
+                                   "boxes": [_ints(box) for box in found["points"]]})
+        return found_per_item
+
+
+def _ints(points):
+    """[[x, y], ...] as plain ints (pixels of the original image), for JSON."""
+    return [[int(round(float(x))), int(round(float(y)))] for x, y in points]
 
 
 def _det_gt(label):
@@ -131,8 +142,10 @@ class RecTask:
                         config["Global"]["character_dict_path"])
 
     def update(self, outputs, batch):
+        """Score one batch; returns per crop its image, label and the text read (as DetTask.update)."""
         decoded = self.post(outputs[0])
         self.metric.update([text for text, _ in decoded], [b["text"] for b in batch])
+        return [{"image": b.get("img_path"), "label": b["text"], "text": text} for b, (text, _) in zip(batch, decoded)]
 
 
 def read_dictionary(path):

@@ -208,7 +208,16 @@ def test_rec_bench_with_peer_and_report(compressed_rec, tiny_data, tmp_path):
         assert peer["size_mb"] < 0.5 * fp32_mb  # int8 weights in the peer's file
     for m in models:
         assert 0 <= m["metrics"]["acc"] <= 1 and m["latency_ms"]["median"] > 0
-    assert sorted(os.listdir(report)) == [".ocrslim.json", "bench.json", "report.md", "report.png"]
+    # the pictures' pair: the baseline against our int8 model (not a peer), with its scored texts
+    pred = result["predictions"]
+    ours = next(m for m in models if m["name"] == pred["int8"])
+    assert pred["fp32"] == result["fastest_fp32"] and "peer" not in ours["strategy"] and len(pred["items"]) == 10
+    from ocrslim.metrics import normalize_text  # as rec_mobile.yaml's Metric compares (ignore_space)
+    assert [int(normalize_text(i["int8"]) == normalize_text(i["label"])) for i in pred["items"]] == ours["per_item"]
+    strip = "report_rec_examples.png" in (report / "report.md").read_text()
+    assert strip == any(i["fp32"] != i["int8"] for i in pred["items"])
+    assert sorted(os.listdir(report)) == [".ocrslim.json", "bench.json", "report.md", "report.png"] + (
+        ["report_rec_examples.png"] if strip else [])
 
 
 @pytest.mark.slow

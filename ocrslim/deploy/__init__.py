@@ -9,4 +9,5 @@ paddle_passes  ordered rewrites of an int8 Paddle program for Paddle Inference (
 onnx_passes    ordered rewrites of a paddle2onnx int8 export for onnxruntime
 peer           the onnxruntime PTQ baseline a user would try instead of us
 bench, e2e     bench.py and eval.py --e2e; report: report.md / report.png
+examples       the report's pictures of what int8 changed, from the predictions bench scored
 """

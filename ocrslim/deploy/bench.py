@@ -28,7 +28,7 @@ from tqdm import tqdm
 from .. import config as cfg
 from .. import cpu, distributed, stats
 from .. import model as mdl
-from . import backends, runtime
+from . import backends, examples, runtime
 from . import peer as peer_mod
 from ..data import stack_images
 from ..errors import ArgumentParser, UserError
@@ -62,7 +62,8 @@ def parse_args(argv):
     p.add_argument("-o", "--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="config overrides, e.g. -o Eval.dataset.label_file_list=[my/eval.txt]")
     p.add_argument("--json", help="write the results to this JSON file")
-    p.add_argument("--report", metavar="DIR", help="write report.md and report.png into DIR")
+    p.add_argument("--report", metavar="DIR", help="write report.md and report.png into DIR, with pictures of what "
+                   "int8 changed (the FP32 and our int8 model's predictions, kept in the JSON as \"predictions\")")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier report in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -75,6 +76,7 @@ class Candidate:
         self.name, self.strategy, self.model_dir, self.size_mb = name, strategy, model_dir, size_mb
         self.predict, self.info, self.task = predict, info, task
         self.times = []
+        self.records = []  # what the task scored per item (tasks.*.update), for the report's pictures
 
 
 def model_label(files):
@@ -173,7 +175,7 @@ def _run(candidate, loaded, timed, task=None):
         if timed:
             candidate.times.append(elapsed)
         if task is not None:
-            task.update(outputs, [item])
+            candidate.records += task.update(outputs, [item])
 
 
 BLOCK = 10  # images per turn: long enough that a turn is mostly steady state
@@ -350,10 +352,13 @@ def bench(config, opts, progress=True):
     for c in candidates:
         c.task.check_result()
     rows, fastest, why = results(candidates, task_cls)
+    # the FP32 and the int8 model's own predictions from the scored pass, for the report's pictures
+    predictions = examples.keep(rows, {c.name: c.records for c in candidates}, fastest, task_cls.name,
+                                config["Global"]["devices"])
     return {"model_type": task_cls.name, "main_indicator": task_cls.main_indicator, "threads": opts.threads,
             "devices": config["Global"]["devices"], "cpu": cpu.summary(), "images": len(indices) - skipped,
             "repeat": opts.repeat, "fastest_fp32": fastest, "baseline_why": why, "models": rows,
-            "not_offered": not_offered}
+            "not_offered": not_offered, "predictions": predictions}
 
 
 def main(argv=None):

@@ -1,13 +1,18 @@
-"""report.md and report.png from bench results, in the shape of the SlimOCR model zoo tables.
+"""report.md and report.png from bench results, in the shape of the SlimOCR model zoo tables,
+with pictures of what int8 changed (examples.py: det boxes, rec texts) where the bench kept
+the two models' predictions.
 
 bench.py --report and run.py write one for a det or rec model; to combine a
 det and a rec bench (which adds the det+rec pair size):
   python -m ocrslim.deploy.report --out output/demo/report output/demo/bench_det.json output/demo/bench_rec.json
+  python -m ocrslim.deploy.report --out r --det_examples 5 --rec_examples 20 bench_det.json bench_rec.json
 """
+import argparse
 import json
 import os
 
 from .. import cpu, stats
+from . import examples
 from ..config import display_path
 from ..errors import ArgumentParser, UserError
 from ..outputs import REPORT_FILES, add_to_manifest, check_report_dir, write_json, write_text
@@ -60,9 +65,10 @@ def _backends(b):
     return f"det {b['det']['backend']}, rec {b['rec']['backend']}"
 
 
-def markdown(benches, e2e_runs=()):
+def markdown(benches, e2e_runs=(), pictures=None):
+    """The report's text; pictures: per bench, the markdown lines of its picture of what int8 changed."""
     lines = []
-    for b in benches:
+    for b, picture in zip(benches, pictures or [[]] * len(benches)):
         key = b["main_indicator"]
         lines += [f"### {b['model_type']}: {key} on {b['images']} eval images; latency per image at batch 1, "
                   f"{b['threads']} thread(s), {b['devices']}",
@@ -88,6 +94,7 @@ def markdown(benches, e2e_runs=()):
                   if r.get("choice", "asked for") != "asked for"]
         lines += [f"- {s['name']}: not run: {s['reason']}" for s in b.get("not_offered", [])]
         lines += [""] if lines[-1] != "" else []
+        lines += picture
     lines += pair_sizes(benches)
     lines += e2e_table(list(e2e_runs))
     return "\n".join(lines)
@@ -147,23 +154,57 @@ def plot(benches, path):
     os.replace(tmp, path)
 
 
-def write_report(report_dir, benches, e2e_runs=()):
-    """report.md, report.png and bench.json in report_dir (each written atomically), recorded in
-    the folder's manifest as the tool's own (outputs.check_report_dir checked the folder)."""
+def write_report(report_dir, benches, e2e_runs=(), det_examples=examples.Det.default,
+                 rec_examples=examples.Rec.default):
+    """report.md, report.png, bench.json and the pictures of what int8 changed in report_dir (each
+    written atomically), recorded in the folder's manifest as the tool's own
+    (outputs.check_report_dir checked the folder). Returns report.md's text."""
     os.makedirs(report_dir, exist_ok=True)
-    write_text(os.path.join(report_dir, "report.md"), "# ocrslim benchmark\n\n" + markdown(benches, e2e_runs))
-    plot(benches, os.path.join(report_dir, "report.png"))
-    write_json(os.path.join(report_dir, "bench.json"), benches if len(benches) > 1 else benches[0])
+    pictures = draw_examples(report_dir, benches, {"det": det_examples, "rec": rec_examples})
+    text = "# ocrslim benchmark\n\n" + markdown(benches, e2e_runs, pictures)
+    write_text(os.path.join(report_dir, "report.md"), text)
+    if benches:
+        plot(benches, os.path.join(report_dir, "report.png"))
+        write_json(os.path.join(report_dir, "bench.json"), benches if len(benches) > 1 else benches[0])
     add_to_manifest(report_dir, REPORT_FILES, "report")
+    return text
+
+
+def draw_examples(report_dir, benches, counts):
+    """Each task's first bench gets its picture (examples.write); a picture of an earlier report
+    that is not drawn again is removed, so report_dir never shows one report.md does not embed."""
+    out, drawn = [], set()
+    for b in benches:
+        task = b["model_type"]
+        if examples.KINDS[task].picture in drawn:
+            out.append([f"- {task}: a picture of what int8 changed is drawn for the first {task} bench only", ""])
+            continue
+        lines, name = examples.write(report_dir, b, counts[task])
+        out.append(lines)
+        drawn |= {name} if name else set()
+    for name in set(examples.PICTURES) - drawn:
+        if os.path.exists(os.path.join(report_dir, name)):
+            os.remove(os.path.join(report_dir, name))
+    return out
 
 
 def main(argv=None):
-    p = ArgumentParser(prog="python -m ocrslim.deploy.report", description="combine bench.py JSON files")
-    p.add_argument("--out", required=True, help="folder for report.md, report.png and bench.json")
+    p = ArgumentParser(prog="python -m ocrslim.deploy.report", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="folder for report.md, report.png, bench.json and the pictures of "
+                   "what int8 changed")
     p.add_argument("bench_json", nargs="+", help="bench.py --json files (or run.py's bench.json), "
                    "and eval.py --e2e --json files")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier report in --out")
+    p.add_argument("--det_examples", type=int, default=examples.Det.default, metavar="N",
+                   help="det: draw the N eval images where the FP32 and the int8 model's boxes differ most, side "
+                        f"by side (default {examples.Det.default}; 0: no picture)")
+    p.add_argument("--rec_examples", type=int, default=examples.Rec.default, metavar="N",
+                   help="rec: draw the first N crops the FP32 and the int8 model read differently "
+                        f"(default {examples.Rec.default}; 0: no picture)")
     args = p.parse_args(argv)
+    if args.det_examples < 0 or args.rec_examples < 0:
+        raise UserError("--det_examples and --rec_examples must be 0 or more")
     check_report_dir(args.out, [("bench JSON", path) for path in args.bench_json], args.overwrite, flag="--out")
     benches, e2e_runs = [], []
     for path in args.bench_json:
@@ -178,8 +219,7 @@ def main(argv=None):
             (e2e_runs if "det_model_dir" in item else benches).append(item)
     if not benches and not e2e_runs:
         raise UserError("no results to report")
-    write_report(args.out, benches, e2e_runs)
-    print(markdown(benches, e2e_runs))
+    print(write_report(args.out, benches, e2e_runs, args.det_examples, args.rec_examples))
 
 
 if __name__ == "__main__":
