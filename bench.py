@@ -2,9 +2,7 @@
 
 See ocrslim/deploy/bench.py or `python bench.py --help`.
 """
-import ocrslim  # noqa: F401  (first: binds zlib before paddle is imported)
-from ocrslim.deploy.bench import main
-from ocrslim.errors import run_cli
+from ocrslim.commands import bench  # imports ocrslim first: binds zlib before paddle is imported
 
 if __name__ == "__main__":
-    run_cli(main)
+    bench()

@@ -4,9 +4,7 @@ usage:
   python eval.py -c configs/ppocrv4/det_mobile.yaml
   python eval.py -c configs/ppocrv4/rec_mobile.yaml --model_dir output/demo/rec --json rec.json
 """
-import ocrslim  # noqa: F401  (first: binds zlib before paddle is imported)
-from ocrslim.errors import run_cli
-from ocrslim.eval_cli import main
+from ocrslim.commands import evaluate  # imports ocrslim first: binds zlib before paddle is imported
 
 if __name__ == "__main__":
-    run_cli(main)
+    evaluate()

@@ -143,11 +143,37 @@ def apply_override(config, path, value):
             node = node[key]
 
 
+def shipped_configs():
+    """The configs/ folder that came with the package: inside an installed wheel (the package
+    ocrslim.configs, pyproject.toml) or beside ocrslim/ in a source checkout; None if neither."""
+    import importlib.util
+    spec = importlib.util.find_spec("ocrslim.configs")
+    if spec is not None and spec.submodule_search_locations:
+        return list(spec.submodule_search_locations)[0]
+    beside = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+    return beside if os.path.isdir(beside) else None
+
+
+def find_config(path):
+    """A -c path as given when it names a file; else `configs/...` is looked up in the shipped
+    configs, so that an installed user names them as the README does, from any folder."""
+    if not path or os.path.isfile(path):
+        return path
+    parts = os.path.normpath(path).split(os.sep)
+    shipped = shipped_configs()
+    if parts[0] == "configs" and len(parts) > 1 and shipped:
+        candidate = os.path.join(shipped, *parts[1:])
+        if os.path.isfile(candidate):
+            return candidate
+    return path
+
+
 def load_config(path, overrides=(), defaults=DEFAULTS, model_dir=None):
     """Read a config, fill defaults, apply `-o` overrides, resolve bundled: paths. model_dir (a
     --model_dir flag) replaces Global.model_dir. Settings the model's inference.yml prescribes
     (formats/yml.py) go between the defaults and what the user wrote: the config file and -o win."""
     read = []
+    path = find_config(path)
     user = load_yaml(path, read=read)
     parsed = [parse_override(text) for text in overrides or ()]
     # the model (and so its inference.yml) before any override applies: an -o may edit a yml value

@@ -101,3 +101,10 @@ def upstream_det_config(root, model_dir):
         # ours, in the same file: fewer calibration batches than the default 8
         "Calibration": {"batch_nums": 2},
     }
+
+
+def readme_example():
+    """The README's load_predictor example (the python block after its marker)."""
+    text = open("README.md", encoding="utf-8").read()
+    after = text.split("<!-- load_predictor example: tests/test_compress_e2e.py runs it -->", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]

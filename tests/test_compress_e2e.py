@@ -150,16 +150,10 @@ def test_max_drop_that_cannot_be_met_ends_non_zero(tiny_data, rec_sensitivity, t
         pytest.skip("the first attempt met a zero drop on this CPU")
 
 
-def readme_example():
-    """The README's load_predictor example (the python block after its marker)."""
-    text = open("README.md", encoding="utf-8").read()
-    after = text.split("<!-- load_predictor example: tests/test_compress_e2e.py runs it -->", 1)[1]
-    return after.split("```python\n", 1)[1].split("```", 1)[0]
-
-
 def test_readme_load_predictor_example_runs(compressed_det):
     """save_dir carries what each runtime needs: the README's five lines give a ready predictor."""
     save = compressed_det[0]
+    from helpers import readme_example
     code = readme_example()
     assert len(code.strip().splitlines()) <= 5 and "output/demo/det" in code
     scope = {}
