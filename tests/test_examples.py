@@ -68,6 +68,7 @@ def test_det_picture_shows_the_images_that_differ_most_and_is_embedded(tmp_path)
     report_main(["--out", str(out), _bench_json(tmp_path, "det", items, per_item)])
     text = (out / "report.md").read_text()
     assert "![det: what int8 changed](report_det_examples.jpg)" in text
+    assert "](report.png)" in text and (out / "report.png").exists()  # beside the existing plot
     assert "of the 5 images, the 3 where their boxes differ most (4 differ at all)" in text
     assert "Left: FP32 model m [paddle] (the drop column's baseline); right: int8 q [paddle]" in text
     assert (out / "report_det_examples.jpg").read_bytes()[:2] == b"\xff\xd8"

@@ -161,7 +161,8 @@ def write_report(report_dir, benches, e2e_runs=(), det_examples=examples.Det.def
     (outputs.check_report_dir checked the folder). Returns report.md's text."""
     os.makedirs(report_dir, exist_ok=True)
     pictures = draw_examples(report_dir, benches, {"det": det_examples, "rec": rec_examples})
-    text = "# ocrslim benchmark\n\n" + markdown(benches, e2e_runs, pictures)
+    plot_line = "![each model's metric against its latency and its size](report.png)\n\n" if benches else ""
+    text = "# ocrslim benchmark\n\n" + plot_line + markdown(benches, e2e_runs, pictures)
     write_text(os.path.join(report_dir, "report.md"), text)
     if benches:
         plot(benches, os.path.join(report_dir, "report.png"))
