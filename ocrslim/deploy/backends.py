@@ -55,11 +55,16 @@ class OnnxBackend:
         return {"uint8_weights": not has_vnni()}
 
     def predictor(self, files, work_dir, name, devices, threads, precision, shapes):
-        path = runtime.onnx_model(files, work_dir, name)
         settings = self.cpu_settings() if devices == "cpu" else {"uint8_weights": False}
-        path = for_this_cpu(path, settings, work_dir)
+        path = self.model_file(files, work_dir, name, settings)
         predict, info = runtime.onnx_predictor(path, devices, threads)
         return predict, {**info, "size_mb": os.path.getsize(path) / 2 ** 20, "settings": settings}
+
+    def model_file(self, files, work_dir, name, settings=None):
+        """The ONNX file onnxruntime runs for Paddle model files, written into work_dir
+        (settings: this CPU's by default)."""
+        path = runtime.onnx_model(files, work_dir, name)
+        return for_this_cpu(path, self.cpu_settings() if settings is None else settings, work_dir)
 
 
 def for_this_cpu(onnx_path, settings, work_dir):
@@ -99,7 +104,13 @@ class OpenVinoBackend:
         return None
 
     def predictor(self, files, work_dir, name, devices, threads, precision, shapes):
-        return self.load(runtime.onnx_model(files, work_dir, name), threads)
+        return self.load(self.model_file(files, work_dir, name), threads)
+
+    @staticmethod
+    def model_file(files, work_dir, name):
+        """The ONNX file OpenVINO runs for Paddle model files: onnxruntime's (without the uint8
+        weights of CPUs without VNNI), written into work_dir."""
+        return runtime.onnx_model(files, work_dir, name)
 
     def load(self, onnx_path, threads):
         predict, info = runtime.openvino_predictor(onnx_path, threads, self.hint)
@@ -301,14 +312,8 @@ def write_deploy(model_dir, out_dir, task):
     return counts
 
 
-def load_predictor(save_dir, backend="auto", threads=2):
-    """A ready predictor for a run.py output folder on this CPU: images (float32 NCHW,
-    preprocessed as the config's Eval transforms) -> list of output arrays.
-
-    `auto` takes the runtime measured fastest at kept accuracy on this CPU kind, with this
-    CPU's settings; predict.info says which and why."""
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise UserError(f"load_predictor: threads must be a whole number >= 1, not {threads!r}")
+def read_deploy_settings(save_dir):
+    """(save_dir/deploy, its settings.json) of a run.py output folder, checked."""
     deploy_dir = os.path.join(save_dir, "deploy")
     settings_path = os.path.join(deploy_dir, SETTINGS_FILE)
     try:
@@ -318,32 +323,55 @@ def load_predictor(save_dir, backend="auto", threads=2):
     except (OSError, ValueError) as err:
         raise UserError(f"{save_dir} is not a run.py output folder ({err}): load_predictor needs its deploy/")
     try:
-        task, precision, onnx_file = settings["task"], settings["precision"], settings["onnxruntime"]["file"]
+        task, precision = settings["task"], settings["precision"]
+        settings["onnxruntime"]["file"]  # what deploy_file reads
     except (KeyError, TypeError) as err:
         raise UserError(f"{settings_path} is damaged (no {err}): copy the folder again or run run.py again")
     if (task, precision) not in SAFE:
         raise UserError(f"{settings_path} is damaged (task {task!r}, precision {precision!r}): copy the folder "
                         "again or run run.py again")
-    backend, choice = resolve(backend, task, precision)
+    return deploy_dir, settings
+
+
+def deploy_file(deploy_dir, settings, backend, work_dir):
+    """What `backend` runs from a run.py save_dir/deploy: the ONNX file (onnxruntime: with this
+    CPU's settings; a folder from before model.u8u8.onnx existed gets it in work_dir, never in
+    save_dir), the OpenVINO IR (else the ONNX file), or the Paddle (model_dir, model, params)."""
     fix = f"load_predictor needs {deploy_dir} as run.py wrote it (copy it again, or run run.py again)"
+    onnx_path = os.path.join(deploy_dir, settings["onnxruntime"]["file"])
     if backend == "onnxruntime":
-        import tempfile
-        path = os.path.join(deploy_dir, onnx_file)
-        check_onnx_file(path, fix)
-        # a folder from before model.u8u8.onnx existed gets it in a temp dir, never in save_dir
-        with tempfile.TemporaryDirectory(prefix="ocrslim-load-") as tmp:
-            path = for_this_cpu(path, OnnxBackend.cpu_settings(), tmp)
-            predict, info = runtime.onnx_predictor(path, "cpu", threads)
-    elif backend.startswith("openvino"):
+        check_onnx_file(onnx_path, fix)
+        return for_this_cpu(onnx_path, OnnxBackend.cpu_settings(), work_dir)
+    if backend.startswith("openvino"):
         # the IR where the folder has it (written since the PP-OCRv5/v6 release), else the ONNX file
         ir = settings.get("openvino", {}).get("file", "")
         path = os.path.join(deploy_dir, ir)
-        if not (ir.endswith(".xml") and os.path.isfile(path) and os.path.isfile(path[:-4] + ".bin")):
-            path = os.path.join(deploy_dir, onnx_file)
-            check_onnx_file(path, fix)
-        predict, info = BACKENDS[backend].load(path, threads)
-    else:  # paddle
-        check_model_files(deploy_dir, *PADDLE_FILES, fix=fix)
-        predict, info = runtime.paddle_predictor((deploy_dir,) + PADDLE_FILES, "cpu", threads)
+        if ir.endswith(".xml") and os.path.isfile(path) and os.path.isfile(path[:-4] + ".bin"):
+            return path
+        check_onnx_file(onnx_path, fix)
+        return onnx_path
+    check_model_files(deploy_dir, *PADDLE_FILES, fix=fix)
+    return (deploy_dir,) + PADDLE_FILES
+
+
+def load_predictor(save_dir, backend="auto", threads=2):
+    """A ready predictor for a run.py output folder on this CPU: images (float32 NCHW,
+    preprocessed as the config's Eval transforms) -> list of output arrays.
+
+    `auto` takes the runtime measured fastest at kept accuracy on this CPU kind, with this
+    CPU's settings; predict.info says which and why."""
+    import tempfile
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise UserError(f"load_predictor: threads must be a whole number >= 1, not {threads!r}")
+    deploy_dir, settings = read_deploy_settings(save_dir)
+    backend, choice = resolve(backend, settings["task"], settings["precision"])
+    with tempfile.TemporaryDirectory(prefix="ocrslim-load-") as tmp:
+        path = deploy_file(deploy_dir, settings, backend, tmp)
+        if backend == "onnxruntime":
+            predict, info = runtime.onnx_predictor(path, "cpu", threads)
+        elif backend.startswith("openvino"):
+            predict, info = BACKENDS[backend].load(path, threads)
+        else:  # paddle
+            predict, info = runtime.paddle_predictor(path, "cpu", threads)
     predict.info = {**info, "choice": choice, "cpu": cpu.describe()}
     return predict

@@ -389,10 +389,15 @@ def onnx_load_errors(onnx_path):
         raise UserError(f"onnxruntime could not load {onnx_path}: {str(err).strip().splitlines()[0]}") from err
 
 
-def onnx_predictor(onnx_path, devices="cpu", threads=2):
-    """onnxruntime session for an ONNX file; returns (predict, info)."""
+def onnx_predictor(onnx_path, devices="cpu", threads=2, profile_prefix=None):
+    """onnxruntime session for an ONNX file; returns (predict, info). profile_prefix: write
+    onnxruntime's JSON profile of every run there (profile.py; predict.session.end_profiling()
+    closes it and returns its path)."""
     import onnxruntime as ort
     options = ort.SessionOptions()
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -411,6 +416,7 @@ def onnx_predictor(onnx_path, devices="cpu", threads=2):
 
     def predict(images):
         return session.run(None, {name: images})
+    predict.session = session
     info = {"backend": "onnxruntime", "engine": providers[0].replace("ExecutionProvider", ""),
             "precision": "int8" if onnx_is_quantized(onnx_path) else "fp32"}
     return predict, {**info, "device": devices, "threads": threads}
@@ -424,9 +430,10 @@ def openvino_model_quantized(model):
                for op in model.get_ops())
 
 
-def openvino_predictor(model_path, threads=2, hint="f32"):
+def openvino_predictor(model_path, threads=2, hint="f32", perf_count=False):
     """OpenVINO (CPU plugin) on an ONNX file or an IR (.xml); hint: the precision it may run the
-    float parts in ("f32", or "bf16" on CPUs with AMX or AVX512_BF16). Returns (predict, info)."""
+    float parts in ("f32", or "bf16" on CPUs with AMX or AVX512_BF16). perf_count: keep per-node
+    performance counters (profile.py reads them from predict.request). Returns (predict, info)."""
     import openvino as ov
     core = ov.Core()
     try:
@@ -434,7 +441,7 @@ def openvino_predictor(model_path, threads=2, hint="f32"):
         compiled = core.compile_model(model, "CPU", {
             "INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads,
             # batch 1 as a service runs it: one stream, latency first
-            "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1})
+            "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "PERF_COUNT": perf_count})
     except RuntimeError as err:
         raise UserError(f"OpenVINO could not load {model_path}: {str(err).strip().splitlines()[0]}") from err
     request = compiled.create_infer_request()
@@ -443,6 +450,7 @@ def openvino_predictor(model_path, threads=2, hint="f32"):
     def predict(images):
         result = request.infer({0: images})
         return [result[o] for o in outputs]
+    predict.request = request
     quantized = openvino_model_quantized(model)
     info = {"backend": "openvino", "engine": f"OpenVINO {ov.__version__.split('-')[0]} {hint}",
             "precision": "int8" if quantized else ("bf16" if hint == "bf16" else "fp32")}
