@@ -9,5 +9,6 @@ paddle_passes  ordered rewrites of an int8 Paddle program for Paddle Inference (
 onnx_passes    ordered rewrites of a paddle2onnx int8 export for onnxruntime
 peer           the onnxruntime PTQ baseline a user would try instead of us
 bench, e2e     bench.py and eval.py --e2e; report: report.md / report.png
+profile        python -m ocrslim.deploy.profile: one model on one runtime, node by node
 examples       the report's pictures of what int8 changed, from the predictions bench scored
 """

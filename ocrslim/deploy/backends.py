@@ -40,6 +40,12 @@ class PaddleBackend:
                                                  delete_passes=settings.get("delete_passes", []))
         return predict, {**info, "size_mb": model_size_mb(*files), "settings": settings}
 
+    @staticmethod
+    def model_file(files, work_dir, name):
+        """What Paddle Inference runs: the model files themselves (paddle_predictor rewrites an
+        int8 program as it loads it)."""
+        return files
+
 
 def has_vnni():
     return cpu.has("avx512_vnni") or cpu.has("avx_vnni")
