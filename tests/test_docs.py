@@ -152,6 +152,11 @@ def _report(argv):
     main(argv)
 
 
+def _profile(argv):
+    from ocrslim.deploy.profile import parse_args
+    parse_args(argv)
+
+
 def _deploy(argv):
     from ocrslim.deploy.paddle_passes import main  # what python -m ocrslim.deploy runs
     main(argv)
@@ -180,6 +185,7 @@ COMMANDS = {
     "`eval.py` (`ocrslim-eval`)": _eval_cli,
     "`bench.py` (`ocrslim-bench`)": _bench,
     "`python -m ocrslim.deploy.report`": _report,
+    "`python -m ocrslim.deploy.profile`": _profile,
     "`python -m ocrslim.deploy`": _deploy,
     "`python -m ocrslim.gpu_check`": _gpu_check,
     "`python -m ocr_data.synth`": _synth,
