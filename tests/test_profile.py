@@ -179,6 +179,13 @@ def check_profile(out, backend):
     assert nodes and all(n["ms"] >= 0 for n in nodes)  # onnxruntime counts whole microseconds: a Reshape may be 0
     assert all(n["ms"] > 0 for n in nodes if profile.is_conv(n["type"]))
     assert set(nodes[0]) == {"name", "type", "exec", "class", "calls", "ms", "share"}
+    assert set(out["input"]) == {"shape", "source"} and set(out["wall_ms"]) == {"mean", "median"}
+    assert set(out["by_class"]) <= set(profile.CLASSES)
+    assert all(set(c) == {"ms", "share", "calls"} for c in out["by_class"].values())
+    assert set(out["convs"]) == {"int8", "float", "by_class", "float_nodes"}
+    assert set(out["converts"]) == {"calls", "ms", "share", "by_type"}
+    assert out["total_ms"] == pytest.approx(out[out["total_is"]]["mean"], abs=1e-3)
+    assert out["total_is"] == ("runtime_ms" if backend == "onnxruntime" else "wall_ms")
     assert out["nodes_ms"] == pytest.approx(sum(n["ms"] for n in nodes), rel=1e-4)
     # the nodes run inside the total the runtime reports (onnxruntime: model_run; else the wall
     # time of the call)
@@ -259,6 +266,13 @@ def test_rec_models_get_the_rec_shape():
     assert profile.Model("bundled:ch_PP-OCRv4_rec_infer").guess_task() == "rec"
     assert profile.Model(DET).guess_task() == "det"
     assert profile.DEFAULT_SHAPES == {"det": (1, 3, 544, 960), "rec": (1, 3, 48, 320)}
+
+
+def test_help_shows_the_usage_lines():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "ocrslim.deploy.profile", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "python -m ocrslim.deploy.profile output/demo/det --backend paddle" in out.stdout
 
 
 # ------------------------------------------------------------------ bad input

@@ -62,16 +62,16 @@ def parse_args(argv):
                                                   "or .onnx file")
     p.add_argument("--backend", required=True, choices=list(backends.BACKENDS),
                    help="the runtime to profile (openvino-bf16: CPUs with AMX or AVX512_BF16 only)")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads of the runtime (default 2)")
-    p.add_argument("--repeat", type=int, default=10, help="timed inferences (default 10)")
-    p.add_argument("--top", type=int, default=15, help="nodes to list, longest first (default 15)")
+    p.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads of the runtime (default 2)")
+    p.add_argument("--repeat", type=int, default=10, metavar="N", help="timed inferences (default 10)")
+    p.add_argument("--top", type=int, default=15, metavar="N", help="nodes to list, longest first (default 15)")
     p.add_argument("--shape", metavar="NxCxHxW", help="random input of this shape (default det 1x3x544x960, "
                                                       "rec 1x3x48x320)")
     p.add_argument("-c", "--config", help="YAML config: profile on its first Eval image, preprocessed by its Eval "
                                           "transforms (instead of a random input)")
     p.add_argument("-o", "--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="config overrides for -c, e.g. -o Eval.dataset.data_dir=my/images")
-    p.add_argument("--json", help="also write the profile to this JSON file")
+    p.add_argument("--json", metavar="OUT", help="also write the profile to this JSON file")
     return p.parse_args(argv)
 
 
