@@ -177,7 +177,9 @@ def check_profile(out, backend):
     assert out["backend"] == backend and out["input"]["shape"] == [1, 3, 64, 64] and out["repeat"] == 3
     nodes = out["nodes"]
     assert nodes and all(n["ms"] >= 0 for n in nodes)  # onnxruntime counts whole microseconds: a Reshape may be 0
-    assert all(n["ms"] > 0 for n in nodes if profile.is_conv(n["type"]))
+    # every conv takes time in all; one conv may read 0 at 64x64: OpenVINO's counters are whole
+    # microseconds averaged since compile, and the difference of two such readings can round to 0
+    assert sum(n["ms"] for n in nodes if profile.is_conv(n["type"])) > 0
     assert set(nodes[0]) == {"name", "type", "exec", "class", "calls", "ms", "share"}
     assert set(out["input"]) == {"shape", "source"} and set(out["wall_ms"]) == {"mean", "median"}
     assert set(out["by_class"]) <= set(profile.CLASSES)
