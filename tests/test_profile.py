@@ -164,8 +164,10 @@ def onnx_models(tmp_path_factory):
 # run (model_run), which holds little besides the nodes. OpenVINO's total is the wall time of the
 # call, which at this size holds a large share of Python and request overhead. Paddle's nodes are
 # only its oneDNN primitives: at 64x64 and one thread Paddle spent about 7 of 9.8 ms per call
-# outside them (its own op dispatch; 1.2 ms of it oneDNN's printing), 39% at 1x3x320x320.
-FLOOR = {"onnxruntime": 0.5, "openvino": 0.25, "openvino-bf16": 0.25, "paddle": 0.1}
+# outside them (its own op dispatch; 1.2 ms of it oneDNN's printing), 39% at 1x3x320x320. The
+# wall time also holds whatever else shares the cores (a run at 64x64 under load measured Paddle's
+# nodes at 9% of it): the floors for the wall-time runtimes only say the nodes were counted.
+FLOOR = {"onnxruntime": 0.5, "openvino": 0.05, "openvino-bf16": 0.05, "paddle": 0.02}
 
 
 def check_profile(out, backend):
