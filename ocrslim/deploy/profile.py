@@ -242,16 +242,28 @@ def openvino_window(before, after, runs_before, runs_after):
     return out
 
 
-def profile_openvino(path, image, args, work_dir):
-    hint = backends.BACKENDS[args.backend].hint
-    predict, info = runtime.openvino_predictor(path, args.threads, hint, perf_count=True)
+def warm_up(predict, image):
+    """The untimed runs every profile starts with (kernels compiled, caches filled)."""
     for _ in range(WARMUP):
         predict(image)
-    before, wall = openvino_counters(predict.request), []
-    for _ in range(args.repeat):
+
+
+def timed_runs(predict, image, repeat):
+    """Wall time of each of `repeat` calls, in ms."""
+    wall = []
+    for _ in range(repeat):
         start = time.perf_counter()
         predict(image)
         wall.append((time.perf_counter() - start) * 1000)
+    return wall
+
+
+def profile_openvino(path, image, args, work_dir):
+    hint = backends.BACKENDS[args.backend].hint
+    predict, info = runtime.openvino_predictor(path, args.threads, hint, perf_count=True)
+    warm_up(predict, image)
+    before = openvino_counters(predict.request)
+    wall = timed_runs(predict, image, args.repeat)
     after = openvino_counters(predict.request)
     return openvino_window(before, after, WARMUP, WARMUP + args.repeat), wall, None, info
 
@@ -297,13 +309,8 @@ def onnxruntime_records(events, repeat):
 def profile_onnxruntime(path, image, args, work_dir):
     predict, info = runtime.onnx_predictor(path, "cpu", args.threads,
                                            profile_prefix=os.path.join(work_dir, "onnxruntime"))
-    for _ in range(WARMUP):
-        predict(image)
-    wall = []
-    for _ in range(args.repeat):
-        start = time.perf_counter()
-        predict(image)
-        wall.append((time.perf_counter() - start) * 1000)
+    warm_up(predict, image)
+    wall = timed_runs(predict, image, args.repeat)
     with open(predict.session.end_profiling(), encoding="utf-8") as f:
         records, runs = onnxruntime_records(json.load(f), args.repeat)
     return records, wall, runs, info
@@ -368,16 +375,10 @@ def paddle_child(spec_path):
     try:
         predict, info = runtime.paddle_predictor(tuple(spec["files"]), "cpu", spec["threads"])
         image = np.load(spec["input"])
-        for _ in range(WARMUP):
-            predict(image)
+        warm_up(predict, image)
         sys.stdout.flush()
         os.write(1, (TIMED_MARK + "\n").encode())  # oneDNN flushes each line it prints: the order holds
-        wall = []
-        for _ in range(spec["repeat"]):
-            start = time.perf_counter()
-            predict(image)
-            wall.append((time.perf_counter() - start) * 1000)
-        result = {"info": info, "wall_ms": wall}
+        result = {"info": info, "wall_ms": timed_runs(predict, image, spec["repeat"])}
     except UserError as err:
         result = {"error": str(err)}
     write_json(spec["out"], result)
