@@ -114,16 +114,24 @@ def match_image(
     cared_preds = [p for p in preds
                    if not is_ignored_pred(p, dontcare, ignore_overlap)]
 
-    pred_used = [False] * len(cared_preds)
-    matched = 0
-    for g in cared_gts:
-        for j, p in enumerate(cared_preds):
-            if not pred_used[j] and geometry_iou(g, p) > iou_thresh:
-                pred_used[j] = True
-                matched += 1
-                break  # each GT matches at most once
+    matched = len(greedy_pairs(cared_gts, cared_preds, iou_thresh))
     return {"gt_care": len(cared_gts), "pred_care": len(cared_preds),
             "matched": matched}
+
+
+def greedy_pairs(first, second, iou_thresh: float = 0.5) -> list:
+    """(i, j) pairs of shapely geometries matched one-to-one, greedy in order of ``first``, then
+    ``second``: each of ``first`` takes the first still-unmatched one of ``second`` with
+    ``IoU > iou_thresh`` (strict)."""
+    used = [False] * len(second)
+    pairs = []
+    for i, g in enumerate(first):
+        for j, p in enumerate(second):
+            if not used[j] and geometry_iou(g, p) > iou_thresh:
+                used[j] = True
+                pairs.append((i, j))
+                break  # each of first matches at most once
+    return pairs
 
 
 def det_scores(gt_care: int, pred_care: int, matched: int) -> dict:

@@ -13,7 +13,7 @@ The pair is the one the report's drop column compares: the FP32 model on the bas
 import functools
 import os
 
-from ..metrics import geometry_iou, to_geometry
+from ..metrics import greedy_pairs, to_geometry
 
 IOU = 0.5  # the metric's threshold (metrics.match_image): a box "is" another's above it
 
@@ -65,15 +65,8 @@ def box_points(text):
 def matched(a, b):
     """Indices of boxes in a and in b that have a counterpart in the other list: one-to-one,
     greedy in order, IoU above IOU, as the metric matches predictions to ground truth."""
-    ga, gb = [to_geometry(p) for p in a], [to_geometry(p) for p in b]
-    used_a, used_b = set(), set()
-    for i, g in enumerate(ga):
-        for j, h in enumerate(gb):
-            if j not in used_b and geometry_iou(g, h) > IOU:
-                used_a.add(i)
-                used_b.add(j)
-                break
-    return used_a, used_b
+    pairs = greedy_pairs([to_geometry(p) for p in a], [to_geometry(p) for p in b], IOU)
+    return {i for i, _ in pairs}, {j for _, j in pairs}
 
 
 class Det:
