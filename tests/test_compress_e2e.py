@@ -34,7 +34,8 @@ def _check_output(save_dir, kind, image_shape):
     from ocrslim.deploy import paddle_passes as deploy
     deploy_dir = os.path.join(save_dir, "deploy")
     assert sorted(os.listdir(deploy_dir)) == ["inference.pdiparams", "inference.pdmodel", "model.bin", "model.onnx",
-                                              "model.u8u8.onnx", "model.xml", "settings.json"]
+                                              "model.u8u8.onnx", "model.w7.bin", "model.w7.xml", "model.xml",
+                                              "settings.json"]
     assert report["deploy_rewrites"]["fold_affine"] > 0, report["deploy_rewrites"]
     with open(os.path.join(deploy_dir, "inference.pdmodel"), "rb") as f, \
             open(os.path.join(deploy_dir, "inference.pdiparams"), "rb") as g:
@@ -170,14 +171,17 @@ def test_readme_load_predictor_example_runs(compressed_det):
         ocrslim_load(os.path.dirname(save), "auto")
 
 
-def test_openvino_ir_is_the_onnx_model(compressed_det):
-    """deploy/model.xml (what load_predictor gives OpenVINO) computes what deploy/model.onnx does."""
+def test_openvino_ir_is_the_onnx_model(compressed_det, tmp_path):
+    """deploy/model.xml and model.w7.xml (what load_predictor gives OpenVINO with and without VNNI)
+    compute what OpenVINO's int8 files made from deploy/model.onnx do (onnx_passes.openvino_int8_onnx)."""
     from ocrslim.deploy import runtime
+    from ocrslim.deploy.onnx_passes import openvino_int8_onnx
     deploy_dir = os.path.join(compressed_det[0], "deploy")
     x = np.random.RandomState(1).rand(1, 3, 320, 320).astype("float32")
-    from_ir = runtime.openvino_predictor(os.path.join(deploy_dir, "model.xml"))[0](x)[0]
-    from_onnx = runtime.openvino_predictor(os.path.join(deploy_dir, "model.onnx"))[0](x)[0]
-    assert np.array_equal(from_ir, from_onnx)
+    for xml, seven in (("model.xml", False), ("model.w7.xml", True)):
+        from_ir = runtime.openvino_predictor(os.path.join(deploy_dir, xml))[0](x)[0]
+        onnx_path = openvino_int8_onnx(os.path.join(deploy_dir, "model.onnx"), str(tmp_path / f"{seven}.onnx"), seven)[0]
+        assert np.array_equal(from_ir, runtime.openvino_predictor(onnx_path)[0](x)[0]), xml
 
 
 def ocrslim_load(save_dir, backend):

@@ -376,6 +376,129 @@ def test_fold_convtranspose_bn_leaves_grouped(tmp_path):
     assert op_types(after) == ["ConvTranspose", "Add", "BatchNormalization"]
 
 
+# ---------------------------------------------------------------------------- deconv_pairs
+
+
+def deconv_pair_graph(rng, quantized=False, kernel=2, c_mid=3, second_reader=False):
+    """The DB head: x [1, 4, 8, 8] -> ConvTranspose(k2 s2, bias) [-> Q/DQ] -> Relu [-> Q/DQ] ->
+    ConvTranspose(k2 s2) -> Add(bias) -> Sigmoid -> y [1, 2, 32, 32]; with second_reader the Relu
+    output is also a graph output."""
+    inits = {"w1": rng.standard_normal((4, c_mid, kernel, kernel)).astype(np.float32),
+             "b1": rng.standard_normal(c_mid).astype(np.float32),
+             "w2": rng.standard_normal((c_mid, 2, 2, 2)).astype(np.float32),
+             "b2": rng.standard_normal((1, 2, 1, 1)).astype(np.float32)}
+    nodes = [node("ConvTranspose", ["x", "w1", "b1"], ["t1"], kernel_shape=[kernel, kernel], strides=[2, 2])]
+    t = "t1"
+    if quantized:
+        nodes += act_qdq(inits, "t1", "t1d", 0.05, np.uint8(128))
+        t = "t1d"
+    nodes.append(node("Relu", [t], ["r"]))
+    t = "r"
+    if quantized:
+        nodes += act_qdq(inits, "r", "rd", 0.04, np.uint8(128))
+        t = "rd"
+    nodes += [node("ConvTranspose", [t, "w2"], ["t2"], kernel_shape=[2, 2], strides=[2, 2]),
+              node("Add", ["t2", "b2"], ["a2"]), node("Sigmoid", ["a2"], ["y"])]
+    return make_model(nodes, inits, outputs=("y", "r") if second_reader else ("y",))
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+def test_deconv_pairs(tmp_path, quantized):
+    """deconv_pairs: the two k2s2 transposed convs of a DB head become 1x1 Conv -> (the per-value ops
+    between, unchanged) -> 1x1 Conv -> Sigmoid -> DepthToSpace(4): the same map, up to float rounding
+    (quantized: the same per-tensor Q/DQ grid, applied to the same values in channel groups)."""
+    before = deconv_pair_graph(np.random.default_rng(0), quantized)
+    count, after = rewrite(before, passes.deconv_pairs, tmp_path)
+    assert count == 1
+    assert "ConvTranspose" not in op_types(after) and op_types(after)[-1] == "DepthToSpace"
+    assert op_types(after).count("Conv") == 2 and op_types(after).count("Relu") == 1
+    x = x_input()
+    # quantized: a conv sum that lands within float rounding of a half step may round the other way
+    # in the rewritten order: at most one step of the Relu's output grid, seen through the sigmoid
+    compare(before, after, x, 0.04 if quantized else 1e-5)
+    assert run(after, x, PLAIN)[0].shape == (1, 2, 32, 32)
+
+
+@pytest.mark.parametrize("kind", ["kernel 3", "tensor read twice"])
+def test_deconv_pairs_leaves_other_patterns(tmp_path, kind):
+    """deconv_pairs: a kernel-3 transposed conv (its outputs overlap), or a chain tensor that
+    something else reads too, is left alone."""
+    rng = np.random.default_rng(0)
+    before = deconv_pair_graph(rng, kernel=3) if kind == "kernel 3" else deconv_pair_graph(rng, second_reader=True)
+    count, after = rewrite(before, passes.deconv_pairs, tmp_path)
+    assert count == 0
+    assert op_types(after).count("ConvTranspose") == 2
+
+
+# ---------------------------------------------------------------------------- OpenVINO's int8 file
+
+
+def concat_graph(rng):
+    """x -> Q/DQ (uint8 128) -> Conv -> Q/DQ -> c; Concat(c, x) -> Q/DQ -> y: every activation
+    quantizer as uint8_activations leaves it."""
+    inits = {}
+    nodes = (act_qdq(inits, "x", "xd", 0.03, np.uint8(128)) + int8_conv(rng, inits, "xd", "c", cout=4)
+             + act_qdq(inits, "c", "cd", 0.02, np.uint8(128)) + [node("Concat", ["cd", "xd"], ["cat"], axis=1)]
+             + act_qdq(inits, "cat", "y", 0.03, np.uint8(128)))
+    return make_model(nodes, inits)
+
+
+def test_signed_activations(tmp_path):
+    """signed_activations: uint8 zero point 128 -> int8 0 on each activation quantizer and its
+    DequantizeLinear (the same 256 values), except the quantizer of a Concat output."""
+    before = concat_graph(np.random.default_rng(0))
+    count, after = rewrite(before, passes.signed_activations, tmp_path)
+    assert count == 2
+    consts = inits_of(after)
+    zero = {n.output[0]: consts[n.input[2]] for n in after.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+            and n.input[0] not in consts}
+    assert {k: (z.dtype, int(z)) for k, z in zero.items()} == {
+        "xd_q": (np.int8, 0), "xd": (np.int8, 0), "cd_q": (np.int8, 0), "cd": (np.int8, 0),
+        "y_q": (np.uint8, 128), "y": (np.uint8, 128)}
+    compare(before, after, x_input())  # as written: bit for bit
+
+
+def test_seven_bit_weights(tmp_path):
+    """seven_bit_weights: a conv's int8 weight becomes round(q / 2) (half to even) within [-64, 64]
+    with twice the scale, so that a pair of u8 x s8 products fits 16 bits; activations are untouched."""
+    rng, inits = np.random.default_rng(0), {}
+    nodes = act_qdq(inits, "x", "xd", 0.03) + int8_conv(rng, inits, "xd", "c") + act_qdq(inits, "c", "y", 0.02)
+    inits["c_w_i8"] = rng.integers(-128, 128, (6, 4, 3, 3)).astype(np.int8)
+    inits["c_w_i8"].ravel()[:4] = [-128, 127, 3, -5]  # the ends, and ties (1.5 -> 2, -2.5 -> -2)
+    before = make_model(nodes, inits)
+    count, after = rewrite(before, passes.seven_bit_weights, tmp_path)
+    assert count == 1
+    consts, dq = inits_of(after), producer(after, "c_w")
+    q7, s7 = consts[dq.input[0]], consts[dq.input[1]]
+    assert q7.dtype == np.int8 and q7.min() >= -64 and q7.max() <= 64
+    assert list(q7.ravel()[:4]) == [-64, 64, 2, -2]
+    np.testing.assert_array_equal(q7, np.round(inits["c_w_i8"] / 2))
+    np.testing.assert_array_equal(s7, 2 * inits["c_w_s"])
+    assert 2 * 255 * int(np.abs(q7).max()) <= np.iinfo(np.int16).max
+    assert count_activation_zero_points(after) == count_activation_zero_points(before)
+
+
+def count_activation_zero_points(model):
+    consts = inits_of(model)
+    return sorted((n.output[0], int(consts[n.input[2]])) for n in model.graph.node
+                  if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.input[0] not in consts)
+
+
+def test_openvino_int8_onnx(tmp_path):
+    """openvino_int8_onnx: signed activations, plus the 7-bit weights only when asked; OpenVINO
+    runs both files."""
+    from ocrslim.deploy import runtime
+    before = concat_graph(np.random.default_rng(0))
+    onnx.save(before, str(tmp_path / "src.onnx"))
+    path, counts = passes.openvino_int8_onnx(str(tmp_path / "src.onnx"), str(tmp_path / "ov.onnx"))
+    assert counts == {"signed_activations": 2}
+    path7, counts7 = passes.openvino_int8_onnx(str(tmp_path / "src.onnx"), str(tmp_path / "ov7.onnx"), seven_bit=True)
+    assert counts7 == {"signed_activations": 2, "seven_bit_weights": 1}
+    x = x_input()
+    for p in (path, path7):
+        assert runtime.openvino_predictor(p, 1)[0](x)[0].shape == (1, 8, 8, 8)
+
+
 # ---------------------------------------------------------------------------- one_dq_per_reader
 
 
@@ -518,10 +641,10 @@ def test_apply_quantizers_first_conv_and_unknown_node(tmp_path):
 
 
 def test_int8_passes_in_order(tmp_path):
-    """INT8_PASSES holds the six rewrites in order; run_passes returns a count per name, and
+    """INT8_PASSES holds the seven rewrites in order; run_passes returns a count per name, and
     optimize_int8_onnx applies them to a paddle2onnx-like export without changing its outputs."""
     names = ["int8_weights", "uint8_activations", "gap_from_conv_input", "fold_scalar_muls",
-             "fold_convtranspose_bn", "one_dq_per_reader"]
+             "fold_convtranspose_bn", "deconv_pairs", "one_dq_per_reader"]
     assert [n for n, _ in passes.INT8_PASSES] == names
     assert [fn for _, fn in passes.INT8_PASSES] == [getattr(passes, n) for n in names]
     before = weight_q_graph(np.random.default_rng(0))

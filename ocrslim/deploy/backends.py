@@ -94,12 +94,19 @@ def has_bf16():
 
 
 class OpenVinoBackend:
-    """OpenVINO's CPU plugin, on the ONNX model onnxruntime runs (int8: our Q/DQ export, see
-    runtime.onnx_model). hint "f32" keeps every float op in FP32; "bf16" lets OpenVINO run the
-    float ops in bfloat16 (its default on AMX CPUs), offered where the CPU has bf16 instructions."""
+    """OpenVINO's CPU plugin. FP32: the ONNX model onnxruntime runs. int8: that model with signed
+    activations, and 7-bit weights on CPUs without VNNI (onnx_passes.openvino_int8_onnx). hint "f32"
+    keeps every float op in FP32; "bf16" lets OpenVINO run the float ops in bfloat16 (its default on
+    AMX CPUs), offered where the CPU has bf16 instructions."""
 
     def __init__(self, name, hint):
         self.name, self.hint = name, hint
+
+    @staticmethod
+    def cpu_settings():
+        # without VNNI the int8 kernels saturate u8 x s8 pair sums: 7-bit weights fit (see
+        # onnx_passes.seven_bit_weights)
+        return {"seven_bit_weights": not has_vnni()}
 
     def unavailable(self, devices="cpu"):
         """Why this runtime cannot run here at all, or None."""
@@ -110,17 +117,36 @@ class OpenVinoBackend:
         return None
 
     def predictor(self, files, work_dir, name, devices, threads, precision, shapes):
-        return self.load(self.model_file(files, work_dir, name), threads)
+        path = self.model_file(files, work_dir, name)
+        settings = self.cpu_settings() if runtime.onnx_is_quantized(path) else {}
+        return self.load(path, threads, settings)
 
-    @staticmethod
-    def model_file(files, work_dir, name):
-        """The ONNX file OpenVINO runs for Paddle model files: onnxruntime's (without the uint8
-        weights of CPUs without VNNI), written into work_dir."""
-        return runtime.onnx_model(files, work_dir, name)
+    def model_file(self, files, work_dir, name, settings=None):
+        """The ONNX file OpenVINO runs for Paddle model files, written into work_dir (settings:
+        this CPU's by default)."""
+        return for_openvino(runtime.onnx_model(files, work_dir, name),
+                            self.cpu_settings() if settings is None else settings, work_dir)
 
-    def load(self, onnx_path, threads):
-        predict, info = runtime.openvino_predictor(onnx_path, threads, self.hint)
-        return predict, {**info, "size_mb": os.path.getsize(onnx_path) / 2 ** 20, "settings": {"hint": self.hint}}
+    def load(self, model_path, threads, settings=None):
+        predict, info = runtime.openvino_predictor(model_path, threads, self.hint)
+        size = os.path.getsize(model_path)
+        if model_path.endswith(".xml"):
+            size += os.path.getsize(model_path[:-4] + ".bin")
+        return predict, {**info, "size_mb": size / 2 ** 20, "settings": {"hint": self.hint, **(settings or {})}}
+
+
+def for_openvino(onnx_path, settings, work_dir):
+    """The ONNX file OpenVINO runs for an ONNX file onnxruntime runs: the same file for FP32; for int8
+    NAME.ov.onnx (signed activations) or, with settings["seven_bit_weights"], NAME.ov7.onnx, written
+    into work_dir."""
+    if not runtime.onnx_is_quantized(onnx_path):
+        return onnx_path
+    from .onnx_passes import openvino_int8_onnx
+    seven = bool(settings.get("seven_bit_weights"))
+    stem = os.path.splitext(os.path.basename(onnx_path))[0] + (".ov7.onnx" if seven else ".ov.onnx")
+    out, counts = openvino_int8_onnx(onnx_path, os.path.join(work_dir, stem), seven)
+    log.info("OpenVINO's int8 file: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return out
 
 
 BACKENDS = {b.name: b for b in (PaddleBackend(), OnnxBackend(), OpenVinoBackend("openvino", "f32"),
@@ -267,6 +293,7 @@ PADDLE_FILES = ("inference.pdmodel", "inference.pdiparams")
 ONNX_FILE = "model.onnx"
 ONNX_NO_VNNI = "model.u8u8.onnx"
 OPENVINO_IR = "model.xml"   # with model.bin beside it
+OPENVINO_IR_NO_VNNI = "model.w7.xml"   # int8 only: 7-bit weights, with model.w7.bin
 
 
 def write_openvino_ir(onnx_path, xml_path):
@@ -282,7 +309,9 @@ def write_openvino_ir(onnx_path, xml_path):
 def write_deploy(model_dir, out_dir, task):
     """Fill out_dir (run.py: save_dir/deploy) with what each runtime runs: the Paddle program
     rewritten for Paddle Inference, the ONNX model onnxruntime runs (int8: the onnx_passes
-    rewrite), the same model as OpenVINO IR (model.xml/.bin), and settings.json: the runtime settings and the `auto` choice per CPU kind.
+    rewrite), OpenVINO's IR of it (model.xml/.bin; int8: signed activations, and model.w7.xml/.bin
+    with 7-bit weights for CPUs without VNNI, see OpenVinoBackend), and settings.json: the runtime
+    settings and the `auto` choice per CPU kind.
     Returns the Paddle rewrite counts. model_dir is only read."""
     import shutil
     import tempfile
@@ -296,7 +325,10 @@ def write_deploy(model_dir, out_dir, task):
     if precision == "int8":  # what onnxruntime runs on CPUs without VNNI (see OnnxBackend)
         from .onnx_passes import uint8_weights
         uint8_weights(os.path.join(out_dir, ONNX_FILE), os.path.join(out_dir, ONNX_NO_VNNI))
-    write_openvino_ir(os.path.join(out_dir, ONNX_FILE), os.path.join(out_dir, OPENVINO_IR))
+    with tempfile.TemporaryDirectory(prefix="ocrslim-openvino-") as tmp:
+        for xml, seven in ((OPENVINO_IR, False), (OPENVINO_IR_NO_VNNI, True))[:2 if precision == "int8" else 1]:
+            onnx_path = for_openvino(os.path.join(out_dir, ONNX_FILE), {"seven_bit_weights": seven}, tmp)
+            write_openvino_ir(onnx_path, os.path.join(out_dir, xml))
     int8_ops = sorted(runtime.MKLDNN_INT8_OPS)
     if precision == "int8":  # the op set oneDNN builds for this program (runtime.builds_int8_concat)
         int8_ops = runtime.paddle_predictor((out_dir,) + PADDLE_FILES, "cpu", 1)[1]["int8_ops"]
@@ -312,7 +344,10 @@ def write_deploy(model_dir, out_dir, task):
                    "delete_passes_without_avx512": ["self_attention_fuse_pass"]},
         "onnxruntime": {"file": ONNX_FILE, "file_without_vnni": ONNX_NO_VNNI if precision == "int8" else ONNX_FILE,
                         "graph_optimization_level": "ORT_ENABLE_ALL"},
-        "openvino": {"file": OPENVINO_IR, "same_as": ONNX_FILE, "INFERENCE_PRECISION_HINT": "f32 (openvino), bf16 (openvino-bf16, CPUs "
+        "openvino": {"file": OPENVINO_IR, "file_without_vnni": OPENVINO_IR_NO_VNNI if precision == "int8" else OPENVINO_IR,
+                     "made_from": ONNX_FILE + (" (signed activations; without VNNI also 7-bit weights)"
+                                               if precision == "int8" else ""),
+                     "INFERENCE_PRECISION_HINT": "f32 (openvino), bf16 (openvino-bf16, CPUs "
                      "with AMX or AVX512_BF16)", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1},
     })
     return counts
@@ -342,20 +377,24 @@ def read_deploy_settings(save_dir):
 def deploy_file(deploy_dir, settings, backend, work_dir):
     """What `backend` runs from a run.py save_dir/deploy: the ONNX file (onnxruntime: with this
     CPU's settings; a folder from before model.u8u8.onnx existed gets it in work_dir, never in
-    save_dir), the OpenVINO IR (else the ONNX file), or the Paddle (model_dir, model, params)."""
+    save_dir), the OpenVINO IR for this CPU (int8 without VNNI: the 7-bit one; where the folder lacks
+    it, made from the ONNX file into work_dir), or the Paddle (model_dir, model, params)."""
     fix = f"load_predictor needs {deploy_dir} as run.py wrote it (copy it again, or run run.py again)"
     onnx_path = os.path.join(deploy_dir, settings["onnxruntime"]["file"])
     if backend == "onnxruntime":
         check_onnx_file(onnx_path, fix)
         return for_this_cpu(onnx_path, OnnxBackend.cpu_settings(), work_dir)
     if backend.startswith("openvino"):
-        # the IR where the folder has it (written since the PP-OCRv5/v6 release), else the ONNX file
-        ir = settings.get("openvino", {}).get("file", "")
+        # the IR for this CPU where the folder has it, else made from the ONNX file into work_dir
+        # (folders from before the IR, or before its 7-bit variant, existed)
+        seven = OpenVinoBackend.cpu_settings()["seven_bit_weights"]
+        ov = settings.get("openvino", {})
+        ir = ov.get("file_without_vnni" if seven else "file", "")
         path = os.path.join(deploy_dir, ir)
         if ir.endswith(".xml") and os.path.isfile(path) and os.path.isfile(path[:-4] + ".bin"):
             return path
         check_onnx_file(onnx_path, fix)
-        return onnx_path
+        return for_openvino(onnx_path, OpenVinoBackend.cpu_settings(), work_dir)
     check_model_files(deploy_dir, *PADDLE_FILES, fix=fix)
     return (deploy_dir,) + PADDLE_FILES
 
@@ -376,7 +415,8 @@ def load_predictor(save_dir, backend="auto", threads=2):
         if backend == "onnxruntime":
             predict, info = runtime.onnx_predictor(path, "cpu", threads)
         elif backend.startswith("openvino"):
-            predict, info = BACKENDS[backend].load(path, threads)
+            predict, info = BACKENDS[backend].load(
+                path, threads, OpenVinoBackend.cpu_settings() if settings["precision"] == "int8" else {})
         else:  # paddle
             predict, info = runtime.paddle_predictor(path, "cpu", threads)
     predict.info = {**info, "choice": choice, "cpu": cpu.describe()}

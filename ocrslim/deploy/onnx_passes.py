@@ -17,7 +17,14 @@ unmodified export):
 - DQ -> Mul(s) becomes DQ with scale*s, and Mul(s) -> Add(b) -> Q becomes Add(b/s) -> Q with scale/s
   (PP-LCNetV3 "learnable affine blocks"): one float pass less per conv, same rounding;
 - ConvTranspose -> Add(bias) -> BatchNormalization is folded into the ConvTranspose;
+- the DB head's two stride-2 ConvTransposes become two 1x1 Convs and a DepthToSpace, so the final
+  Sigmoid runs fused in a conv instead of alone on the full-size map (what paddle_passes does for
+  Paddle Inference);
 - a DQ read by several ops is split, one per op that ORT can fuse with it.
+
+OpenVINO runs the same file with two changes (openvino_int8_onnx): signed activations (zero point
+0: OpenVINO spends a float Subtract and Convert per uint8 tensor with zero point 128), and on CPUs
+without VNNI 7-bit weights (its int8 kernels there saturate 16-bit pair sums).
 
 Moving the affine *offsets* across a quantizer (into a zero point) would save two more passes per
 block but shifts the quantization grid by a fraction of a step; the QAT model loses 0.02-0.04 det
@@ -213,6 +220,119 @@ def fold_convtranspose_bn(g):
     return len(dropped) // 2
 
 
+# ops between the two transposed convs of a DB head that act on each value alone, with scalar
+# parameters: they give the same values whether the tensor is laid out as pixels or channel groups
+_PER_VALUE = {"Relu", "Sigmoid", "QuantizeLinear", "DequantizeLinear"}
+
+
+def _k2s2(g, node):
+    """The weight [C_in, C_out, 2, 2] (float64) of a kernel-2 stride-2 ConvTranspose without padding,
+    or None when node is not one."""
+    if node is None or node.op_type != "ConvTranspose" or node.input[1] not in g.consts:
+        return None
+    a = attrs(node)
+    w = g.consts[node.input[1]]
+    if (a.get("group", 1) != 1 or list(a.get("strides", [1, 1])) != [2, 2] or any(a.get("pads", []))
+            or any(d != 1 for d in a.get("dilations", [])) or any(a.get("output_padding", []))
+            or a.get("output_shape") or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+            or w.ndim != 4 or w.shape[2:] != (2, 2)):
+        return None
+    return w.astype(np.float64)
+
+
+def _with_bias(g, node, c_out, readers):
+    """(bias [c_out] float64, the tensor after it, the Add node folded or None) of a ConvTranspose:
+    its own bias input, or the constant Add that is its only reader; None if the bias is not constant."""
+    if len(node.input) > 2 and node.input[2]:
+        b = g.consts.get(node.input[2])
+        return None if b is None or b.size != c_out else (b.astype(np.float64).ravel(), node.output[0], None)
+    add = readers[node.output[0]]
+    if len(add) == 1 and add[0] is not None and add[0].op_type == "Add":
+        other = [i for i in add[0].input if i != node.output[0]]
+        b = g.consts.get(other[0]) if len(other) == 1 else None
+        if b is not None and b.size == c_out:
+            return b.astype(np.float64).ravel(), add[0].output[0], add[0]
+    return np.zeros(c_out), node.output[0], None
+
+
+def deconv_pairs(g):
+    """Two chained kernel-2 stride-2 ConvTransposes (the DB head) become 1x1 Conv -> 1x1 Conv ->
+    DepthToSpace(4): each input pixel owns its own 4x4 output block, so nothing overlaps. Returns
+    the count.
+
+    The same rewrite as paddle_passes.deconv_pairs, for the runtimes that read the ONNX file: the
+    final Sigmoid runs fused into the second conv, on 1/16 as many pixels in channel groups, instead
+    of alone on the full-size map (OpenVINO f32: 5.4 ms per 544x960 image on 2 AVX2 cores, the
+    transposed convs another 4). What sits between the two (Relu, per-tensor Q/DQ) acts on each value
+    alone, so it runs on the channel groups unchanged. The weights stay float: exact up to float
+    rounding (the int8 model quantizes nothing here that it did not before).
+    """
+    from onnx import helper
+    count, readers, dropped = 0, g.readers(), set()
+    for first in list(g.nodes):
+        w_a = _k2s2(g, first) if id(first) not in dropped else None
+        if w_a is None:
+            continue
+        bias_a = _with_bias(g, first, w_a.shape[1], readers)
+        if bias_a is None:
+            continue
+        b_a, t, add_a = bias_a
+        chain = []  # the per-value ops between the two, kept as they are
+        while True:
+            nxt = readers[t]
+            if len(nxt) != 1 or nxt[0] is None:
+                break
+            r = nxt[0]
+            if r.op_type in _PER_VALUE and r.input[0] == t and all(
+                    i in g.consts and g.consts[i].size == 1 for i in r.input[1:] if i):
+                chain.append(r)
+                t = r.output[0]
+                continue
+            break
+        second = readers[t][0] if len(readers[t]) == 1 else None
+        w_b = _k2s2(g, second)
+        if w_b is None or second.input[0] != t or w_b.shape[0] != w_a.shape[1]:
+            continue
+        bias_b = _with_bias(g, second, w_b.shape[1], readers)
+        if bias_b is None:
+            continue
+        b_b, out, add_b = bias_b
+        act = readers[out][0] if len(readers[out]) == 1 else None
+        if act is not None and act.op_type in ("Sigmoid", "Relu"):
+            out = act.output[0]
+        else:
+            act = None
+        c_in, c_a, c_b = w_a.shape[0], w_a.shape[1], w_b.shape[1]
+        # first: output channel (2*di + dj) * c_a + c holds output pixel (2i + di, 2j + dj)
+        w1 = w_a.transpose(2, 3, 1, 0).reshape(4 * c_a, c_in, 1, 1)
+        # second: from group (di, dj) to channel cb*16 + (2*di + di2)*4 + (2*dj + dj2), the order of
+        # DepthToSpace's CRD mode
+        w2 = np.zeros((16 * c_b, 4 * c_a, 1, 1))
+        for di in range(2):
+            for dj in range(2):
+                group = slice((2 * di + dj) * c_a, (2 * di + dj + 1) * c_a)
+                for di2 in range(2):
+                    for dj2 in range(2):
+                        rows = np.arange(c_b) * 16 + (2 * di + di2) * 4 + (2 * dj + dj2)
+                        w2[rows, group, 0, 0] = w_b[:, :, di2, dj2].T
+        head = chain[0].input[0] if chain else t  # the first conv writes what the chain reads
+        conv = dict(kernel_shape=[1, 1], strides=[1, 1], pads=[0, 0, 0, 0])
+        new = [helper.make_node("Conv", [first.input[0], g.const(w1.astype(np.float32), "dc_w1"),
+                                         g.const(np.tile(b_a, 4).astype(np.float32), "dc_b1")], [head], **conv)]
+        y = out + "__dc"
+        new.append(helper.make_node("Conv", [t, g.const(w2.astype(np.float32), "dc_w2"),
+                                             g.const(np.repeat(b_b, 16).astype(np.float32), "dc_b2")], [y], **conv))
+        if act is not None:
+            new.append(helper.make_node(act.op_type, [y], [y + "_act"]))
+            y += "_act"
+        new.append(helper.make_node("DepthToSpace", [y], [out], blocksize=4, mode="CRD"))
+        dropped |= {id(n) for n in (first, add_a, second, add_b, act) if n is not None}
+        g.nodes = [n for n in g.nodes if id(n) not in dropped] + new
+        readers = g.readers()
+        count += 1
+    return count
+
+
 def one_dq_per_reader(g):
     """ORT fuses a DQ into a QLinear op only when that op is its sole reader: give each fusable
     reader its own. Returns the count of copies made."""
@@ -403,6 +523,69 @@ def uint8_weights(src_onnx, dst_onnx):
     return dst_onnx, count
 
 
+def signed_activations(g):
+    """uint8 zero point 128 -> int8 zero point 0 on activations (uint8_activations undone): the same
+    256 values. Returns the count of quantizers changed (a Q with its DQs counts once).
+
+    For OpenVINO: it runs a uint8 activation with zero point 128 as int8 data plus a float Subtract
+    and Convert per tensor (v3 det on 2 AVX2 cores: 64 Subtracts, 92 Converts, 48 ms against 32 ms
+    with int8 zero point 0, same function). Left as uint8: a quantizer of a Concat output (the DB
+    neck's). With that one signed, OpenVINO 2026.4 computed a wrong probability map on AVX2 (v3 det:
+    23 of 3,839 pixels above the threshold; uint8 there: all of them, the rest signed).
+    """
+    readers, producers, count = g.readers(), g.producers(), 0
+    for q in g.nodes:
+        if q.op_type != "QuantizeLinear" or q.input[0] in g.consts:
+            continue
+        z = g.consts.get(q.input[2]) if len(q.input) > 2 else None
+        source = producers.get(q.input[0])
+        if z is None or z.dtype != np.uint8 or z.size != 1 or int(z.ravel()[0]) != 128 or (
+                source is not None and source.op_type == "Concat"):
+            continue
+        dqs = [r for r in readers[q.output[0]] if r is not None]
+        if not all(r.op_type == "DequantizeLinear" and r.input[0] == q.output[0] for r in dqs):
+            continue
+        zero = g.const(np.zeros(z.shape, np.int8), "zp_s8")
+        for n in [q] + dqs:
+            n.input[2] = zero
+        count += 1
+    return count
+
+
+def seven_bit_weights(g):
+    """int8 weights of convs and matmuls rounded to 7 bits (q -> round(q / 2) in [-64, 64], scale x 2).
+    Returns the count. This changes the model (one bit less per weight), so it is only what
+    OpenVINO runs on CPUs without VNNI, where its int8 kernels add pairs of u8 x s8 products in 16
+    bits with saturation (vpmaddubsw): 2 x 255 x 64 fits, 2 x 255 x 127 does not. Measured in
+    docs/performance.md: det keeps its accuracy, rec does not (rec int8 is not offered there)."""
+    readers, count = g.readers(), 0
+    for n in g.nodes:
+        if n.op_type != "DequantizeLinear" or n.input[0] not in g.consts:
+            continue
+        q = g.consts[n.input[0]]
+        zero = g.consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else np.zeros([], np.int8)
+        weight = all(r is not None and r.op_type in ("Conv", "MatMul", "ConvTranspose") for r in readers[n.output[0]])
+        if q.dtype != np.int8 or zero.dtype != np.int8 or np.any(zero != 0) or not weight:
+            continue
+        # np.round: half to even, as QuantizeLinear rounds
+        n.input[0] = g.const(np.clip(np.round(q.astype(np.float32) / 2), -64, 64).astype(np.int8), n.input[0] + "_7bit")
+        n.input[1] = g.const((g.consts[n.input[1]].astype(np.float32) * 2), n.input[1] + "_7bit")
+        count += 1
+    return count
+
+
+def openvino_int8_onnx(src_onnx, dst_onnx, seven_bit=False):
+    """The int8 ONNX file OpenVINO runs, from the one onnxruntime runs (optimize_int8_onnx's):
+    signed activations, and with seven_bit the 7-bit weights of CPUs without VNNI. Returns
+    (dst_onnx, {pass name: count})."""
+    g = OnnxGraph.load(src_onnx)
+    counts = {"signed_activations": signed_activations(g)}
+    if seven_bit:
+        counts["seven_bit_weights"] = seven_bit_weights(g)
+    g.save(dst_onnx)
+    return dst_onnx, counts
+
+
 # The rewrites of an int8 export for onnxruntime, in order: real int8 weights and uint8
 # activations first (what the patterns below match on), the float rewrites around the
 # quantizers next, and the DQ copies last, once every reader is final.
@@ -412,6 +595,7 @@ INT8_PASSES = (
     ("gap_from_conv_input", gap_from_conv_input),
     ("fold_scalar_muls", fold_scalar_muls),
     ("fold_convtranspose_bn", fold_convtranspose_bn),
+    ("deconv_pairs", deconv_pairs),
     ("one_dq_per_reader", one_dq_per_reader),
 )
 
