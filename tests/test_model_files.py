@@ -295,3 +295,12 @@ def test_deploy_cli_checks_its_model_dir(tmp_path):
     with pytest.raises(UserError, match="inference.pdiparams is truncated"):
         main([model, str(tmp_path / "out")])
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_deploy_cli_takes_bundled_names(tmp_path):
+    """python -m ocrslim.deploy bundled:NAME OUT: the FP32 model with the exact rewrites (the stricter
+    FP32 baseline of docs/performance.md), named as the configs name it."""
+    from ocrslim.deploy.paddle_passes import main
+    counts = main(["bundled:ch_PP-OCRv4_det_infer", str(tmp_path / "out")])
+    assert counts["deconv_pairs"] == 1 and counts["fold_affine"] > 0
+    assert {"inference.pdiparams", "inference.pdmodel"} <= set(os.listdir(tmp_path / "out"))

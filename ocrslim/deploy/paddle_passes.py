@@ -490,10 +490,13 @@ def main(argv=None):
     from ..outputs import check_save_dir, publish, staging_dir
     p = ArgumentParser(prog="python -m ocrslim.deploy", description=main.__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model_dir", help="int8 model folder from run.py (inference.pdmodel + inference.pdiparams)")
+    p.add_argument("model_dir", help="model folder (inference.pdmodel + inference.pdiparams): an int8 one from run.py, "
+                                     "or an FP32 one (bundled:NAME too) for the FP32 baseline with the same exact rewrites")
     p.add_argument("out_dir", help="new folder for the rewritten inference.pdmodel + inference.pdiparams")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty out_dir")
     args = p.parse_args(argv)
+    from ..config import resolve_path
+    args.model_dir = resolve_path(args.model_dir)  # bundled:NAME, as the configs name models
     files = [os.path.join(args.model_dir, n) for n in ("inference.pdmodel", "inference.pdiparams")]
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
