@@ -150,3 +150,32 @@ def test_v2_det_declared_size_does_not_bind_onnxruntime(tmp_path):
     want = fh.native(model_dir)(x)[0]
     assert got.shape == want.shape == (1, 1, 256, 448)
     assert np.abs(got - want).max() <= 1e-5
+
+
+
+def onnxruntime_predict(path):
+    import onnxruntime
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})
+
+
+@pytest.mark.parametrize("gen", ["v2_det", "v3_det"])
+def test_onnx_deconv_pairs_are_exact_on_the_real_export(gen, tiny_data, tmp_path):
+    """onnx_passes.deconv_pairs (what OpenVINO and onnxruntime run of an int8 det since issue 30) on
+    each generation's real FP32 export: the DB head's transposed convs become 1x1 convs and a
+    DepthToSpace, and the probability map stays within 1e-5 on onnxruntime and OpenVINO."""
+    from ocrslim.deploy import runtime
+    from ocrslim.deploy.onnx_graph import OnnxGraph
+    from ocrslim.deploy.onnx_passes import deconv_pairs, fold_convtranspose_bn
+    folder, config_path, _ = GENERATIONS[gen]
+    path = runtime.export_onnx(files(folder), str(tmp_path / "fp32.onnx"))
+    g = OnnxGraph.load(path)
+    assert fold_convtranspose_bn(g) == 1 and deconv_pairs(g) == 1
+    assert not any(n.op_type == "ConvTranspose" for n in g.nodes)
+    g.save(str(tmp_path / "dc.onnx"))
+    for load in (onnxruntime_predict, lambda p: runtime.openvino_predictor(p, 1)[0]):
+        before, after = load(path), load(str(tmp_path / "dc.onnx"))
+        for x in images(config_path, tiny_data, 2):
+            a, b = before(x)[0], after(x)[0]
+            assert a.max() > 0.5 and np.abs(a - b).max() <= 1e-5, np.abs(a - b).max()
