@@ -327,8 +327,9 @@ def write_deploy(model_dir, out_dir, task):
     if precision == "int8":  # what onnxruntime runs on CPUs without VNNI (see OnnxBackend)
         from .onnx_passes import uint8_weights
         uint8_weights(os.path.join(out_dir, ONNX_FILE), os.path.join(out_dir, ONNX_NO_VNNI))
+    irs = [(OPENVINO_IR, False)] + ([(OPENVINO_IR_NO_VNNI, True)] if precision == "int8" else [])
     with tempfile.TemporaryDirectory(prefix="ocrslim-openvino-") as tmp:
-        for xml, seven in ((OPENVINO_IR, False), (OPENVINO_IR_NO_VNNI, True))[:2 if precision == "int8" else 1]:
+        for xml, seven in irs:
             onnx_path = for_openvino(os.path.join(out_dir, ONNX_FILE), {"seven_bit_weights": seven}, tmp)
             write_openvino_ir(onnx_path, os.path.join(out_dir, xml))
     int8_ops = sorted(runtime.MKLDNN_INT8_OPS)
