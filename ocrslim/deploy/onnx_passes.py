@@ -32,6 +32,7 @@ hmean from that, so it is not done here.
 """
 import numpy as np
 
+from .deconv import pair_as_pointwise
 from .onnx_graph import OnnxGraph, attrs, dequantized
 
 # ops that onnxruntime may fuse with a DequantizeLinear on their input (each needs its own DQ)
@@ -302,26 +303,14 @@ def deconv_pairs(g):
             out = act.output[0]
         else:
             act = None
-        c_in, c_a, c_b = w_a.shape[0], w_a.shape[1], w_b.shape[1]
-        # first: output channel (2*di + dj) * c_a + c holds output pixel (2i + di, 2j + dj)
-        w1 = w_a.transpose(2, 3, 1, 0).reshape(4 * c_a, c_in, 1, 1)
-        # second: from group (di, dj) to channel cb*16 + (2*di + di2)*4 + (2*dj + dj2), the order of
-        # DepthToSpace's CRD mode
-        w2 = np.zeros((16 * c_b, 4 * c_a, 1, 1))
-        for di in range(2):
-            for dj in range(2):
-                group = slice((2 * di + dj) * c_a, (2 * di + dj + 1) * c_a)
-                for di2 in range(2):
-                    for dj2 in range(2):
-                        rows = np.arange(c_b) * 16 + (2 * di + di2) * 4 + (2 * dj + dj2)
-                        w2[rows, group, 0, 0] = w_b[:, :, di2, dj2].T
+        w1, b1, w2, b2 = pair_as_pointwise(w_a, b_a, w_b, b_b)
         head = chain[0].input[0] if chain else t  # the first conv writes what the chain reads
         conv = dict(kernel_shape=[1, 1], strides=[1, 1], pads=[0, 0, 0, 0])
         new = [helper.make_node("Conv", [first.input[0], g.const(w1.astype(np.float32), "dc_w1"),
-                                         g.const(np.tile(b_a, 4).astype(np.float32), "dc_b1")], [head], **conv)]
+                                         g.const(b1.astype(np.float32), "dc_b1")], [head], **conv)]
         y = out + "__dc"
         new.append(helper.make_node("Conv", [t, g.const(w2.astype(np.float32), "dc_w2"),
-                                             g.const(np.repeat(b_b, 16).astype(np.float32), "dc_b2")], [y], **conv))
+                                             g.const(b2.astype(np.float32), "dc_b2")], [y], **conv))
         if act is not None:
             new.append(helper.make_node(act.op_type, [y], [y + "_act"]))
             y += "_act"
@@ -495,6 +484,21 @@ def apply_quantizers(src_onnx, dst_onnx, quantizers):
     return dst_onnx
 
 
+def _int8_weight_dqs(g):
+    """(DequantizeLinear, int8 values, zero point) of every int8 weight with zero point 0 that only
+    convs and matmuls read."""
+    readers, found = g.readers(), []
+    for n in g.nodes:
+        if n.op_type != "DequantizeLinear" or n.input[0] not in g.consts:
+            continue
+        w = g.consts[n.input[0]]
+        zero = g.consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else np.zeros([], np.int8)
+        weight = all(r is not None and r.op_type in ("Conv", "MatMul", "ConvTranspose") for r in readers[n.output[0]])
+        if w.dtype == np.int8 and zero.dtype == np.int8 and not np.any(zero != 0) and weight:
+            found.append((n, w, zero))
+    return found
+
+
 def uint8_weights(src_onnx, dst_onnx):
     """Re-encode every int8 weight (a constant read by a DequantizeLinear that feeds Conv/MatMul)
     as uint8 with zero point 128: the same values, exactly. Returns (dst_onnx, count).
@@ -506,15 +510,8 @@ def uint8_weights(src_onnx, dst_onnx):
     U8U8 costs 37-62% (rec 9.0 -> 12.4 ms, det 63 -> 102 ms), so it is only used without VNNI.
     """
     g = OnnxGraph.load(src_onnx)
-    readers, count = g.readers(), 0
-    for n in g.nodes:
-        if n.op_type != "DequantizeLinear" or n.input[0] not in g.consts:
-            continue
-        w = g.consts[n.input[0]]
-        zero = g.consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else np.zeros([], np.int8)
-        weight = all(r is not None and r.op_type in ("Conv", "MatMul", "ConvTranspose") for r in readers[n.output[0]])
-        if w.dtype != np.int8 or zero.dtype != np.int8 or np.any(zero != 0) or not weight:
-            continue
+    count = 0
+    for n, w, zero in _int8_weight_dqs(g):
         n.input[0] = g.const((w.astype(np.int16) + 128).astype(np.uint8), n.input[0] + "_u8")
         zero_u8 = g.const(np.full(zero.shape, 128, np.uint8), n.input[0] + "_zp")
         n.input[:] = list(n.input[:2]) + [zero_u8]
@@ -557,16 +554,10 @@ def seven_bit_weights(g):
     Returns the count. This changes the model (one bit less per weight), so it is only what
     OpenVINO runs on CPUs without VNNI, where its int8 kernels add pairs of u8 x s8 products in 16
     bits with saturation (vpmaddubsw): 2 x 255 x 64 fits, 2 x 255 x 127 does not. Measured in
-    docs/performance.md: det keeps its accuracy, rec does not (rec int8 is not offered there)."""
-    readers, count = g.readers(), 0
-    for n in g.nodes:
-        if n.op_type != "DequantizeLinear" or n.input[0] not in g.consts:
-            continue
-        q = g.consts[n.input[0]]
-        zero = g.consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else np.zeros([], np.int8)
-        weight = all(r is not None and r.op_type in ("Conv", "MatMul", "ConvTranspose") for r in readers[n.output[0]])
-        if q.dtype != np.int8 or zero.dtype != np.int8 or np.any(zero != 0) or not weight:
-            continue
+    docs/performance.md: v2 and v3 det keep their accuracy, v4 det loses 1.3 points, v4 rec 12
+    (int8 rec is not offered on OpenVINO there)."""
+    count = 0
+    for n, q, _ in _int8_weight_dqs(g):
         # np.round: half to even, as QuantizeLinear rounds
         n.input[0] = g.const(np.clip(np.round(q.astype(np.float32) / 2), -64, 64).astype(np.int8), n.input[0] + "_7bit")
         n.input[1] = g.const((g.consts[n.input[1]].astype(np.float32) * 2), n.input[1] + "_7bit")

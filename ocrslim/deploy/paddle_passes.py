@@ -41,6 +41,7 @@ import shutil
 
 import numpy as np
 
+from .deconv import pair_as_pointwise
 from .paddle_graph import PaddleGraph, is_observer, qmax, static_mode
 
 log = logging.getLogger("ocrslim")
@@ -390,20 +391,7 @@ def deconv_pairs(p):
             continue
         w_a, bias_a, act_a, ops_a, _ = a
         w_b, bias_b, act_b, ops_b, out = b
-        c_in, c_a, c_b = w_a.shape[0], w_a.shape[1], w_b.shape[1]
-        # first: output channel (2*di + dj) * c_a + c
-        w1 = w_a.transpose(2, 3, 1, 0).reshape(4 * c_a, c_in, 1, 1)
-        b1 = np.tile(bias_a, 4)
-        # second: from group (di, dj) to channel cb*16 + (2*di + di2)*4 + (2*dj + dj2)
-        w2 = np.zeros((16 * c_b, 4 * c_a, 1, 1))
-        for di in range(2):
-            for dj in range(2):
-                group = slice((2 * di + dj) * c_a, (2 * di + dj + 1) * c_a)
-                for di2 in range(2):
-                    for dj2 in range(2):
-                        rows = np.arange(c_b) * 16 + (2 * di + di2) * 4 + (2 * dj + dj2)
-                        w2[rows, group, 0, 0] = w_b[:, :, di2, dj2].T
-        b2 = np.repeat(bias_b, 16)
+        w1, b1, w2, b2 = pair_as_pointwise(w_a, bias_a, w_b, bias_b)
         name, x = first.output("Output")[0], first.input("Input")[0]
         at = p.ops.index(first)
         p.remove(ops_a + ops_b)
