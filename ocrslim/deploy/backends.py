@@ -390,14 +390,14 @@ def deploy_file(deploy_dir, settings, backend, work_dir):
     if backend.startswith("openvino"):
         # the IR for this CPU where the folder has it, else made from the ONNX file into work_dir
         # (folders from before the IR, or before its 7-bit variant, existed)
-        seven = OpenVinoBackend.cpu_settings()["seven_bit_weights"]
+        cpu_settings = OpenVinoBackend.cpu_settings()
         ov = settings.get("openvino", {})
-        ir = ov.get("file_without_vnni" if seven else "file", "")
+        ir = ov.get("file_without_vnni" if cpu_settings["seven_bit_weights"] else "file", "")
         path = os.path.join(deploy_dir, ir)
         if ir.endswith(".xml") and os.path.isfile(path) and os.path.isfile(path[:-4] + ".bin"):
             return path
         check_onnx_file(onnx_path, fix)
-        return for_openvino(onnx_path, OpenVinoBackend.cpu_settings(), work_dir)
+        return for_openvino(onnx_path, cpu_settings, work_dir)
     check_model_files(deploy_dir, *PADDLE_FILES, fix=fix)
     return (deploy_dir,) + PADDLE_FILES
 
