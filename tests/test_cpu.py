@@ -112,3 +112,83 @@ def test_openvino_bf16_only_where_the_cpu_has_bf16(flags, tmp_path):
         backends.predictor(files, "openvino-bf16", "rec", str(tmp_path), "m")
     flags("avx2 fma avx512f avx512bw avx512vl avx512_vnni avx512_bf16")  # Zen 4: bf16 without AMX
     assert backends.has_bf16()
+
+
+def test_every_runtime_that_may_run_a_model_here(flags):
+    """bench.py --backend every (run.py's step 5): each runtime not ruled out here, and why the others are."""
+    flags(AMD_AVX2)
+    offered, left_out = backends.every("det", "int8")
+    assert offered == ["paddle", "openvino", "openvino-w8"]   # without VNNI both OpenVINO int8 files
+    assert [name for name, _ in left_out] == ["onnxruntime", "openvino-bf16"]
+    assert "loses boxes" in dict(left_out)["onnxruntime"] and "no bf16" in dict(left_out)["openvino-bf16"]
+    assert backends.every("det", "fp32")[0] == ["paddle", "onnxruntime", "openvino"]   # no w8 for FP32
+    assert backends.every("rec", "int8")[0] == ["onnxruntime"]
+    assert backends.BACKENDS["openvino"].cpu_settings() == {"seven_bit_weights": True}
+    assert backends.BACKENDS["openvino-w8"].cpu_settings() == {"seven_bit_weights": False}
+    flags(SPR)   # with VNNI openvino runs the 8-bit weights: no second file
+    assert backends.every("det", "int8")[0] == ["paddle", "onnxruntime"]
+    assert "VNNI" in backends.not_offered("det", "int8", "openvino-w8")
+    assert backends.every("det", "fp32")[0] == ["paddle", "onnxruntime", "openvino", "openvino-bf16"]
+    assert backends.every("det", "fp32", devices="gpu")[0] == ["paddle"]
+
+
+def _run(backend, ms, metric):
+    return {"backend": backend, "median_ms": ms, "metric": metric}
+
+
+def test_the_measured_pick_is_the_fastest_within_the_tolerance_of_the_most_accurate():
+    # v4 det ptq on the AMD EPYC: OpenVINO's 7-bit file is as fast as the 8-bit one but 0.8 lower
+    runs = [_run("paddle", 44.0, 0.3559), _run("openvino", 39.0, 0.3485), _run("openvino-w8", 39.2, 0.3567)]
+    name, why = backends.pick_measured(runs, "det")
+    assert name == "openvino-w8" and "0.5 point of the most accurate (0.3567)" in why and "paddle 44.0 ms" in why
+    assert backends.pick_measured(runs, "rec")[0] == "openvino"   # rec's tolerance is 1.0 point
+    # no number, no pick: nan is not a metric
+    assert backends.pick_measured([_run("paddle", 10.0, float("nan"))], "det") is None
+    assert backends.pick_measured([], "rec") is None
+    assert backends.pick_measured([_run("paddle", 10.0, float("nan")), _run("openvino", 12.0, 0.5)], "det")[0] == \
+        "openvino"
+
+
+def _save_dir(tmp_path, task="det", precision="int8"):
+    import json
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / backends.SETTINGS_FILE).write_text(json.dumps({"task": task, "precision": precision}))
+    return str(tmp_path)
+
+
+def test_auto_takes_what_was_measured_for_the_model_on_this_cpu_kind(flags, tmp_path):
+    import json
+    save = _save_dir(tmp_path)
+    flags(AMD_AVX2)
+    runs = [_run("paddle", 44.0, 0.3559), _run("openvino", 39.0, 0.3485), _run("openvino-w8", 39.2, 0.3567)]
+    assert backends.record_measured(save, runs, "det")[0] == "openvino-w8"
+    flags(SPR)
+    assert backends.record_measured(save, [_run("paddle", 20.0, 0.35)], "det")[0] == "paddle"
+    settings = json.loads((tmp_path / "deploy" / backends.SETTINGS_FILE).read_text())
+    assert set(settings["measured"]) == {"avx2", "amx"}, "one CPU kind's record leaves the others"
+    assert settings["measured"]["avx2"]["runs"]["openvino"] == {"metric": 0.3485, "median_ms": 39.0}
+    flags(AMD_AVX2)
+    name, why = backends.choose("det", "int8", model_dir=save)
+    assert name == "openvino-w8" and why.startswith("measured for this model on avx2")
+    assert backends.resolve("auto", "det", "int8", model_dir=save)[0] == "openvino-w8"
+    # save_dir/deploy itself as the model folder reads the same record
+    assert backends.choose("det", "int8", model_dir=os.path.join(save, "deploy"))[0] == "openvino-w8"
+    # a kind without a record, another task or precision, no folder of ours: the per-kind table
+    flags("avx2 fma avx512f avx512bw avx512vl avx512_vnni")
+    assert backends.choose("det", "int8", model_dir=save) == backends.choose("det", "int8")
+    flags(AMD_AVX2)
+    assert backends.choose("rec", "int8", model_dir=save)[0] == "onnxruntime"
+    assert backends.choose("det", "int8", model_dir=str(tmp_path / "nowhere"))[0] == "paddle"
+    assert backends.choose("det", "int8", devices="gpu", model_dir=save)[0] == "paddle"
+
+
+def test_a_recorded_runtime_ruled_out_here_is_not_taken(flags, tmp_path):
+    """A record can never bring back a runtime measured to lose accuracy on this CPU kind."""
+    save = _save_dir(tmp_path, task="rec")
+    flags(AMD_AVX2)
+    backends.record_measured(save, [_run("paddle", 5.0, 0.8)], "rec")
+    assert backends.choose("rec", "int8", model_dir=save)[0] == "onnxruntime"
+    # damaged records are no records
+    (tmp_path / "deploy" / backends.SETTINGS_FILE).write_text("{not json")
+    assert backends.choose("rec", "int8", model_dir=save)[0] == "onnxruntime"
+    assert backends.record_measured(str(tmp_path / "nowhere"), [_run("paddle", 5.0, 0.8)], "rec") is None

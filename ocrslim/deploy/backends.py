@@ -60,6 +60,14 @@ class OnnxBackend:
         # without VNNI the U8S8 int8 kernels saturate: int8 weights go in as uint8 (exact)
         return {"uint8_weights": not has_vnni()}
 
+    @staticmethod
+    def unavailable(devices="cpu"):
+        """Why this runtime cannot run here at all, or None."""
+        import onnxruntime as ort
+        if devices != "cpu" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            return "onnxruntime's GPU build (the onnxruntime-gpu package) is not installed"
+        return None
+
     def predictor(self, files, work_dir, name, devices, threads, precision, shapes):
         settings = self.cpu_settings() if devices == "cpu" else {"uint8_weights": False}
         path = self.model_file(files, work_dir, name, settings)
@@ -99,14 +107,15 @@ class OpenVinoBackend:
     keeps every float op in FP32; "bf16" lets OpenVINO run the float ops in bfloat16 (its default on
     AMX CPUs), offered where the CPU has bf16 instructions."""
 
-    def __init__(self, name, hint):
-        self.name, self.hint = name, hint
+    def __init__(self, name, hint, eight_bit_weights=False):
+        self.name, self.hint, self.eight_bit_weights = name, hint, eight_bit_weights
 
-    @staticmethod
-    def cpu_settings():
+    def cpu_settings(self):
         # without VNNI the int8 kernels saturate u8 x s8 pair sums: 7-bit weights fit (see
-        # onnx_passes.seven_bit_weights)
-        return {"seven_bit_weights": not has_vnni()}
+        # onnx_passes.seven_bit_weights). openvino-w8 keeps the trained 8-bit weights there: the
+        # same speed, exact where no pair sum of the model saturates (v4 det: 0.3567 against 7-bit's
+        # 0.3485; v3 det: 0.2934 against 0.3376), so run.py's step 5 measures it per model.
+        return {"seven_bit_weights": not has_vnni() and not self.eight_bit_weights}
 
     def unavailable(self, devices="cpu"):
         """Why this runtime cannot run here at all, or None."""
@@ -114,6 +123,8 @@ class OpenVinoBackend:
             return "OpenVINO runs on the CPU here (its GPU plugin is not set up)"
         if self.hint == "bf16" and not has_bf16():
             return "this CPU has no bf16 instructions (AMX or AVX512_BF16)"
+        if self.eight_bit_weights and has_vnni():
+            return "this CPU has VNNI: openvino runs the 8-bit weights already"
         return None
 
     def predictor(self, files, work_dir, name, devices, threads, precision, shapes):
@@ -132,7 +143,9 @@ class OpenVinoBackend:
         size = os.path.getsize(model_path)
         if model_path.endswith(".xml"):
             size += os.path.getsize(model_path[:-4] + ".bin")
-        return predict, {**info, "size_mb": size / 2 ** 20, "settings": {"hint": self.hint, **(settings or {})}}
+        # the registry's name (openvino-bf16, openvino-w8): what auto records and resolve takes back
+        return predict, {**info, "backend": self.name, "size_mb": size / 2 ** 20,
+                         "settings": {"hint": self.hint, **(settings or {})}}
 
 
 def for_openvino(onnx_path, settings, work_dir):
@@ -150,7 +163,8 @@ def for_openvino(onnx_path, settings, work_dir):
 
 
 BACKENDS = {b.name: b for b in (PaddleBackend(), OnnxBackend(), OpenVinoBackend("openvino", "f32"),
-                                OpenVinoBackend("openvino-bf16", "bf16"))}
+                                OpenVinoBackend("openvino-bf16", "bf16"),
+                                OpenVinoBackend("openvino-w8", "f32", eight_bit_weights=True))}
 CHOICES = ("auto",) + tuple(BACKENDS)
 
 # Measured fastest at kept accuracy: (measured CPU kind, task, precision) -> (backend, why).
@@ -204,6 +218,8 @@ NOT_OFFERED = {
     # crops), but OpenVINO then runs those convs slower than FP32 (22.3 against 19.9 ms)
     ("avx2", "rec", "int8", "openvino"): "without VNNI OpenVINO's int8 kernels saturate: 0.6123 vs the executor's "
                                          "0.7966 on 895 real crops (AMD EPYC)",
+    ("avx2", "rec", "int8", "openvino-w8"): "without VNNI OpenVINO's int8 kernels saturate 8-bit weights: 0.6123 "
+                                            "vs the executor's 0.7966 on 895 real crops (AMD EPYC)",
     # onnxruntime's int8 det misses boxes the trained model finds, on both kinds measured (Paddle
     # Inference keeps them and is faster there, so det int8 stays on Paddle)
     ("avx512_vnni", "det", "int8", "onnxruntime"): "onnxruntime int8 det loses boxes the executor finds: demo set "
@@ -223,10 +239,14 @@ SAFE = {("det", "fp32"): "onnxruntime", ("rec", "fp32"): "onnxruntime",
         ("det", "int8"): "paddle", ("rec", "int8"): "onnxruntime"}
 
 
-def choose(task, precision, devices="cpu"):
-    """(backend name, reason) for `auto`."""
+def choose(task, precision, devices="cpu", model_dir=None):
+    """(backend name, reason) for `auto`: what run.py's step 5 measured for this model on this CPU
+    kind (measured_choice), else the per-kind tables above."""
     if devices != "cpu":  # gpu or gpu:N
         return "paddle", "GPU: Paddle Inference (TensorRT when built in); onnxruntime-gpu is not a dependency"
+    measured = measured_choice(model_dir, task, precision) if model_dir else None
+    if measured and not not_offered(task, precision, measured[0]):
+        return measured
     kind = cpu.measured_kind()
     if kind is None:
         name = SAFE[(task, precision)]
@@ -237,6 +257,79 @@ def choose(task, precision, devices="cpu"):
     if missing:  # flags that name the kind but lack what the choice needs (OCRSLIM_CPU_FLAGS)
         return SAFE[(task, precision)], f"measured on {kind}: {name}, but {missing}"
     return name, f"measured on {kind}: {why}"
+
+
+def every(task, precision, devices="cpu"):
+    """([backend], [(backend, why not)]): each runtime that may run a model here, and the others.
+    openvino-w8 only for int8 (an FP32 model runs as on openvino)."""
+    names = [n for n in BACKENDS if not (n == "openvino-w8" and precision != "int8")]
+    why = {n: not_offered(task, precision, n, devices) for n in names}
+    return [n for n in names if not why[n]], [(n, why[n]) for n in names if why[n]]
+
+
+# How far a runtime may score below the most accurate runtime of the same model and still be
+# chosen for it: the drop allowed to int8 against FP32 (det 0.5, rec 1.0 point)
+TOLERANCE = {"det": 0.005, "rec": 0.01}
+MEASURED = "measured"   # save_dir/deploy/settings.json: {cpu kind: what step 5 measured there}
+
+
+def pick_measured(runs, task):
+    """(backend, why) from one model's runs on this CPU, [{"backend", "metric", "median_ms"}]: the
+    fastest that scores within TOLERANCE of the most accurate; None when no run has a metric."""
+    scored = [r for r in runs if isinstance(r.get("metric"), (int, float)) and r["metric"] == r["metric"]]
+    if not scored:
+        return None
+    best = max(r["metric"] for r in scored)
+    kept = [r for r in scored if r["metric"] >= best - TOLERANCE[task]]
+    pick = min(kept, key=lambda r: r["median_ms"])
+    others = ", ".join(f"{r['backend']} {r['median_ms']:.1f} ms {r['metric']:.4f}" for r in scored if r is not pick)
+    return pick["backend"], (f"{pick['backend']} {pick['median_ms']:.1f} ms, {pick['metric']:.4f}: the fastest within "
+                             f"{TOLERANCE[task] * 100:.1f} point of the most accurate ({best:.4f})"
+                             + (f"; {others}" if others else ""))
+
+
+def _settings_path(model_dir):
+    """settings.json of a run.py output folder (model_dir = save_dir, or its deploy/), or None."""
+    for path in (os.path.join(model_dir, "deploy", SETTINGS_FILE), os.path.join(model_dir, SETTINGS_FILE)):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def measured_choice(model_dir, task, precision):
+    """(backend, why) that run.py's step 5 (or bench.py --report SAVE_DIR) measured fastest at kept
+    accuracy for this model on this CPU kind; None where it was never measured on this kind."""
+    import json
+    path = _settings_path(model_dir)
+    try:
+        with open(path, encoding="utf-8") as f:
+            settings = json.load(f)
+        entry = settings[MEASURED][cpu.kind()]
+        name = entry["backend"]
+    except (TypeError, OSError, ValueError, KeyError):  # no folder of ours, never measured here
+        return None
+    if name not in BACKENDS or (settings.get("task"), settings.get("precision")) != (task, precision):
+        return None
+    return name, f"measured for this model on {cpu.kind()} ({entry.get('cpu', 'this CPU kind')}): {entry.get('why', '')}"
+
+
+def record_measured(model_dir, runs, task):
+    """Write pick_measured(runs) into model_dir's deploy/settings.json for this CPU kind (atomically;
+    the file is the tool's own). Returns (backend, why), or None when nothing was recorded."""
+    import json
+    from ..outputs import write_json
+    path = _settings_path(model_dir)
+    picked = pick_measured(runs, task) if path else None
+    if not picked:
+        return None
+    with open(path, encoding="utf-8") as f:
+        settings = json.load(f)
+    measured = settings.get(MEASURED) if isinstance(settings.get(MEASURED), dict) else {}
+    measured[cpu.kind()] = {"backend": picked[0], "why": picked[1], "cpu": cpu.describe(),
+                            "runs": {r["backend"]: {"metric": r["metric"], "median_ms": r["median_ms"]} for r in runs}}
+    settings[MEASURED] = measured
+    write_json(path, settings)
+    return picked
 
 
 def not_offered(task, precision, backend, devices="cpu"):
@@ -262,18 +355,18 @@ def predictor(files, backend, task, work_dir, name, devices="cpu", threads=2, pr
     runs), the settings applied and, for auto, why that runtime was chosen.
     """
     quantized = runtime.paddle_is_quantized(os.path.join(files[0], files[1]))
-    backend, choice = resolve(backend, task, "int8" if quantized else "fp32", devices)
+    backend, choice = resolve(backend, task, "int8" if quantized else "fp32", devices, files[0])
     predict, info = BACKENDS[backend].predictor(files, work_dir, name, devices, threads, precision, shapes)
     info["choice"] = choice
     return predict, info
 
 
-def resolve(backend, task, precision, devices="cpu"):
+def resolve(backend, task, precision, devices="cpu", model_dir=None):
     """(backend name, why) for `backend` as asked ("auto" or a name); NotOffered where this
     CPU kind was measured to lose the model's accuracy on it."""
     choice = "asked for"
     if backend == "auto":
-        backend, choice = choose(task, precision, devices)
+        backend, choice = choose(task, precision, devices, model_dir)
     elif backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}: use one of {', '.join(CHOICES)}")
     why = not_offered(task, precision, backend, devices)
@@ -390,7 +483,7 @@ def deploy_file(deploy_dir, settings, backend, work_dir):
     if backend.startswith("openvino"):
         # the IR for this CPU where the folder has it, else made from the ONNX file into work_dir
         # (folders from before the IR, or before its 7-bit variant, existed)
-        cpu_settings = OpenVinoBackend.cpu_settings()
+        cpu_settings = BACKENDS[backend].cpu_settings()
         ov = settings.get("openvino", {})
         ir = ov.get("file_without_vnni" if cpu_settings["seven_bit_weights"] else "file", "")
         path = os.path.join(deploy_dir, ir)
@@ -412,14 +505,14 @@ def load_predictor(save_dir, backend="auto", threads=2):
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise UserError(f"load_predictor: threads must be a whole number >= 1, not {threads!r}")
     deploy_dir, settings = read_deploy_settings(save_dir)
-    backend, choice = resolve(backend, settings["task"], settings["precision"])
+    backend, choice = resolve(backend, settings["task"], settings["precision"], model_dir=save_dir)
     with tempfile.TemporaryDirectory(prefix="ocrslim-load-") as tmp:
         path = deploy_file(deploy_dir, settings, backend, tmp)
         if backend == "onnxruntime":
             predict, info = runtime.onnx_predictor(path, "cpu", threads)
         elif backend.startswith("openvino"):
             predict, info = BACKENDS[backend].load(
-                path, threads, OpenVinoBackend.cpu_settings() if settings["precision"] == "int8" else {})
+                path, threads, BACKENDS[backend].cpu_settings() if settings["precision"] == "int8" else {})
         else:  # paddle
             predict, info = runtime.paddle_predictor(path, "cpu", threads)
     predict.info = {**info, "choice": choice, "cpu": cpu.describe()}

@@ -46,9 +46,12 @@ def parse_args(argv):
     p.add_argument("-c", "--config", required=True, help="YAML config (see configs/); its Eval set is used")
     p.add_argument("--model_dir", action="append", default=[],
                    help="model folder (repeat for several; default: Global.model_dir)")
-    p.add_argument("--backend", nargs="+", choices=backends.CHOICES, default=["auto"],
+    p.add_argument("--backend", nargs="+", choices=backends.CHOICES + ("every",), default=["auto"],
                    help="runtimes to run every model with (default auto: the one measured fastest at kept "
-                        "accuracy for the model on this CPU kind; onnxruntime: exported with paddle2onnx)")
+                        "accuracy for the model on this CPU kind; every: each runtime that may run it here; "
+                        "onnxruntime: exported with paddle2onnx). With every and --report DIR, where DIR is a "
+                        "run.py output benched here, the fastest runtime within the accuracy tolerance of its most "
+                        "accurate one becomes its auto on this CPU kind (DIR/deploy/settings.json)")
     p.add_argument("--peer", nargs="*", choices=sorted(peer_mod.PEERS), metavar="NAME",
                    help="also quantize the first (FP32) model with the peers and bench them: onnxruntime "
                         "(quantize_static) and nncf (NNCF on OpenVINO), calibrated on the config's Train images "
@@ -110,7 +113,9 @@ def build_candidates(config, opts, task_cls, work_dir, shapes):
         short = opts.names.get(model_dir, cfg.display_path(model_dir))
         if (precision, strategy) == ("FP32", "baseline") and first_fp32 is None:
             first_fp32 = (files, short)
-        for backend in _unique(opts.backends, files, task_cls.name, g["devices"]):
+        names, left_out = _unique(opts.backends, files, task_cls.name, g["devices"])
+        skipped += [{"name": f"{short} [{b}]", "reason": why} for b, why in left_out]
+        for backend in names:
             try:
                 predict, info = backends.predictor(files, backend, task_cls.name, work_dir, str(len(out)),
                                                    g["devices"], opts.threads, opts.precision, shapes)
@@ -130,11 +135,37 @@ def build_candidates(config, opts, task_cls, work_dir, shapes):
 
 
 def _unique(names, files, task, devices):
-    """The backends asked for, with auto resolved, each once (--backend auto paddle: paddle once)."""
-    quantized = runtime.paddle_is_quantized(os.path.join(files[0], files[1]))
-    resolved = [backends.choose(task, "int8" if quantized else "fp32", devices)[0] if n == "auto" else n
-                for n in names]
-    return [n for i, n in enumerate(names) if resolved[i] not in resolved[:i]]
+    """(backends to run, [(backend, why not)]): those asked for, auto resolved and every expanded
+    (backends.every), each once (--backend auto paddle: paddle once)."""
+    precision = "int8" if runtime.paddle_is_quantized(os.path.join(files[0], files[1])) else "fp32"
+    asked, left_out = [], []
+    for name in names:
+        if name == "every":
+            offered, left_out = backends.every(task, precision, devices)
+            asked += [(b, b) for b in offered]
+        else:
+            asked.append((name, backends.choose(task, precision, devices, files[0])[0] if name == "auto" else name))
+    out, seen = [], set()
+    for name, resolved in asked:
+        if resolved not in seen:
+            seen.add(resolved)
+            out.append(name)
+    return out, [(b, why) for b, why in left_out if b not in seen]
+
+
+def record_choice(rows, record_dir, task_cls):
+    """bench.py --backend every --report DIR, DIR a run.py output benched here: the runtime measured
+    fastest within the accuracy tolerance of its most accurate one becomes auto's pick for it on
+    this CPU kind (backends.record_measured). Returns {"model_dir", "backend", "why"} or None."""
+    target = os.path.realpath(record_dir)
+    key = task_cls.main_indicator
+    runs = [{"backend": r["backend"], "metric": r["metrics"][key], "median_ms": r["latency_ms"]["median"]}
+            for r in rows if os.path.realpath(r["model_dir"]) == target and "peer" not in r["strategy"]]
+    picked = backends.record_measured(record_dir, runs, task_cls.name) if runs else None
+    if not picked:
+        return None
+    log.info("auto for %s on this CPU kind (%s) from now on: %s", record_dir, cpu.kind(), picked[0])
+    return {"model_dir": record_dir, "backend": picked[0], "why": picked[1]}
 
 
 def make_peer(config, task_cls, files, short, work_dir, threads, name):
@@ -300,6 +331,11 @@ def honest_note(rows, baseline_name):
             f"{best['name']}, runs at {best['speedup']:.2f}x of it")
 
 
+def measured_line(measured):
+    return (f"auto for {measured['model_dir']} on this CPU kind ({cpu.kind()}) from now on: {measured['backend']} "
+            f"({measured['why']}; in its deploy/settings.json)")
+
+
 def print_table(out, task_cls):
     """The bench table of bench()'s result, with the CPU, the auto choices and what was not offered."""
     rows, fastest, threads = out["models"], out["fastest_fp32"], out["threads"]
@@ -318,6 +354,7 @@ def print_table(out, task_cls):
     notes += [f"{r['name']}: auto chose {r['backend']}: {r['choice']}" for r in rows
               if r.get("choice", "asked for") != "asked for"]
     notes += [f"{s['name']}: not run: {s['reason']}" for s in out.get("not_offered", [])]
+    notes += [measured_line(out["measured_choice"])] if out.get("measured_choice") else []
     text = table(["model", "precision", key, "drop [95% CI]", "median ms", "p90 ms", "img/s", "speed-up", "MB",
                   "size"],
                  lines, title=title)
@@ -329,7 +366,9 @@ class Options:
     """What to bench and how (the CLI flags, also filled in by run.py)."""
 
     def __init__(self, model_dirs, backends=("auto",), peer=None, threads=2, repeat=1,
-                 precision="fp32", max_images=None, names=None):
+                 precision="fp32", max_images=None, names=None, record_dir=None):
+        # record_dir: a run.py output among model_dirs whose auto pick this bench records (record_choice)
+        self.record_dir = record_dir
         # peer: None (no peer), [] (every peer of peer.PEERS) or the names asked for
         self.model_dirs, self.backends, self.peer = list(model_dirs), list(backends), peer
         self.threads, self.repeat, self.precision, self.max_images = threads, repeat, precision, max_images
@@ -352,13 +391,14 @@ def bench(config, opts, progress=True):
     for c in candidates:
         c.task.check_result()
     rows, fastest, why = results(candidates, task_cls)
+    measured = record_choice(rows, opts.record_dir, task_cls) if opts.record_dir else None
     # the FP32 and the int8 model's own predictions from the scored pass, for the report's pictures
     predictions = examples.keep(rows, {c.name: c.records for c in candidates}, fastest, task_cls.name,
                                 config["Global"]["devices"])
     return {"model_type": task_cls.name, "main_indicator": task_cls.main_indicator, "threads": opts.threads,
             "devices": config["Global"]["devices"], "cpu": cpu.summary(), "images": len(indices) - skipped,
             "repeat": opts.repeat, "fastest_fp32": fastest, "baseline_why": why, "models": rows,
-            "not_offered": not_offered, "predictions": predictions}
+            "not_offered": not_offered, "measured_choice": measured, "predictions": predictions}
 
 
 def main(argv=None):
@@ -385,7 +425,12 @@ def main(argv=None):
         check_json_out(args.json, inputs)
     if args.report:
         check_report_dir(args.report, inputs, args.overwrite)
-    opts = Options(model_dirs, args.backend, args.peer, args.threads, args.repeat, args.precision, args.max_images)
+    # every runtime measured, into a run.py output folder benched here: its auto pick is recorded
+    ours = [d for d in model_dirs if args.report and os.path.realpath(cfg.resolve_path(d)) == os.path.realpath(args.report)]
+    record = cfg.resolve_path(ours[0]) if ours and "every" in args.backend and os.path.isfile(
+        os.path.join(cfg.resolve_path(ours[0]), "deploy", backends.SETTINGS_FILE)) else None
+    opts = Options(model_dirs, args.backend, args.peer, args.threads, args.repeat, args.precision, args.max_images,
+                   record_dir=record)
     out = bench(config, opts, progress=not args.quiet)
     print(print_table(out, get_task(config)))
     if args.json:

@@ -93,6 +93,9 @@ def markdown(benches, e2e_runs=(), pictures=None):
         lines += [f"- {r['name']}: auto chose {r['backend']}: {r['choice']}" for r in b["models"]
                   if r.get("choice", "asked for") != "asked for"]
         lines += [f"- {s['name']}: not run: {s['reason']}" for s in b.get("not_offered", [])]
+        if b.get("measured_choice"):
+            from .bench import measured_line
+            lines += [f"- {measured_line(b['measured_choice'])}"]
         lines += [""] if lines[-1] != "" else []
         lines += picture
     lines += pair_sizes(benches)
