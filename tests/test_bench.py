@@ -396,3 +396,24 @@ def test_openvino_runs_the_fp32_models_as_paddle_does(tmp_path):
         predict, info = backends.predictor(files, "openvino", task, str(tmp_path), "o")
         assert info["backend"] == "openvino" and info["precision"] == "fp32" and info["settings"] == {"hint": "f32"}
         assert np.abs(predict(x)[0] - expected).max() < 1e-4
+
+
+def test_every_run_of_a_run_py_output_records_its_auto_pick(tmp_path):
+    """bench.record_choice: only the rows of the folder benched (not the FP32 model, not the peers)."""
+    from ocrslim.tasks import get_task
+    save = tmp_path / "save"
+    (save / "deploy").mkdir(parents=True)
+    (save / "deploy" / backends.SETTINGS_FILE).write_text(json.dumps({"task": "rec", "precision": "int8"}))
+    ours = "int8 ocrslim: PTQ (calibration only)"
+    rows = [dict(_row("fp32 [paddle]", "fp32", 1.0, 0.9, backend="paddle"), model_dir=str(tmp_path / "fp32")),
+            dict(_row("ours [paddle]", "int8", 8.0, 0.80, ours, "paddle"), model_dir=str(save)),
+            dict(_row("ours [onnxruntime]", "int8", 6.0, 0.795, ours, "onnxruntime"), model_dir=str(save)),
+            dict(_row("ours [openvino]", "int8", 4.0, 0.70, ours, "openvino"), model_dir=str(save)),
+            dict(_row("peer", "int8", 0.5, 0.81, "int8 peer: onnxruntime PTQ", "onnxruntime"), model_dir=str(save))]
+    task = get_task({"Global": {"model_type": "rec"}})
+    measured = bench.record_choice(rows, str(save), task)
+    assert measured["backend"] == "onnxruntime" and measured["model_dir"] == str(save)
+    record = json.loads((save / "deploy" / backends.SETTINGS_FILE).read_text())["measured"][cpu.kind()]
+    assert set(record["runs"]) == {"paddle", "onnxruntime", "openvino"}
+    assert bench.record_choice(rows, str(tmp_path / "fp32"), task) is None   # not a run.py output
+    assert "from now on: onnxruntime" in bench.measured_line(measured)

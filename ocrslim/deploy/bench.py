@@ -425,10 +425,11 @@ def main(argv=None):
         check_json_out(args.json, inputs)
     if args.report:
         check_report_dir(args.report, inputs, args.overwrite)
-    # every runtime measured, into a run.py output folder benched here: its auto pick is recorded
+    # every runtime measured on the CPU, into a run.py output folder benched here: its auto pick
+    # on this CPU kind is recorded (a GPU run says nothing about the CPU)
     ours = [d for d in model_dirs if args.report and os.path.realpath(cfg.resolve_path(d)) == os.path.realpath(args.report)]
-    record = cfg.resolve_path(ours[0]) if ours and "every" in args.backend and os.path.isfile(
-        os.path.join(cfg.resolve_path(ours[0]), "deploy", backends.SETTINGS_FILE)) else None
+    record = cfg.resolve_path(ours[0]) if ours and "every" in args.backend and config["Global"]["devices"] == "cpu" \
+        and os.path.isfile(os.path.join(cfg.resolve_path(ours[0]), "deploy", backends.SETTINGS_FILE)) else None
     opts = Options(model_dirs, args.backend, args.peer, args.threads, args.repeat, args.precision, args.max_images,
                    record_dir=record)
     out = bench(config, opts, progress=not args.quiet)
