@@ -140,7 +140,15 @@ def test_the_measured_pick_is_the_fastest_within_the_tolerance_of_the_most_accur
     # v4 det ptq on the AMD EPYC: OpenVINO's 7-bit file is as fast as the 8-bit one but 0.8 lower
     runs = [_run("paddle", 44.0, 0.3559), _run("openvino", 39.0, 0.3485), _run("openvino-w8", 39.2, 0.3567)]
     name, why = backends.pick_measured(runs, "det")
-    assert name == "openvino-w8" and "0.5 point of the most accurate (0.3567)" in why and "paddle 44.0 ms" in why
+    assert name == "openvino-w8" and "0.5 point of the most accurate run's 0.3567" in why and "paddle 44.0 ms" in why
+    assert backends.pick_measured(runs, "det", fp32=0.3614)[0] == "openvino-w8"   # FP32 above every run
+    # v2 det: OpenVINO's 7-bit file scored 1.1 points above FP32 and Paddle; a run that lucky does
+    # not rule out the runs within 0.5 point of FP32
+    v2 = [_run("paddle", 30.0, 0.3338), _run("openvino", 33.6, 0.3448), _run("openvino-w8", 33.1, 0.3042)]
+    assert backends.pick_measured(v2, "det")[0] == "openvino"
+    name, why = backends.pick_measured(v2, "det", fp32=0.3291)
+    assert name == "paddle" and "of the FP32 model's 0.3291" in why
+    assert backends.pick_measured(v2, "det", fp32=float("nan"))[0] == "openvino"
     assert backends.pick_measured(runs, "rec")[0] == "openvino"   # rec's tolerance is 1.0 point
     # no number, no pick: nan is not a metric
     assert backends.pick_measured([_run("paddle", 10.0, float("nan"))], "det") is None

@@ -273,18 +273,22 @@ TOLERANCE = {"det": 0.005, "rec": 0.01}
 MEASURED = "measured"   # save_dir/deploy/settings.json: {cpu kind: what step 5 measured there}
 
 
-def pick_measured(runs, task):
+def pick_measured(runs, task, fp32=None):
     """(backend, why) from one model's runs on this CPU, [{"backend", "metric", "median_ms"}]: the
-    fastest that scores within TOLERANCE of the most accurate; None when no run has a metric."""
+    fastest that scores within TOLERANCE of the most accurate run, or of the FP32 model's metric
+    `fp32` where that is lower (a run that happens to score above FP32 does not rule out the
+    others); None when no run has a metric."""
     scored = [r for r in runs if isinstance(r.get("metric"), (int, float)) and r["metric"] == r["metric"]]
     if not scored:
         return None
     best = max(r["metric"] for r in scored)
-    kept = [r for r in scored if r["metric"] >= best - TOLERANCE[task]]
+    reference, against = ((fp32, "the FP32 model's") if isinstance(fp32, (int, float)) and fp32 == fp32 and fp32 < best
+                          else (best, "the most accurate run's"))
+    kept = [r for r in scored if r["metric"] >= reference - TOLERANCE[task]]
     pick = min(kept, key=lambda r: r["median_ms"])
     others = ", ".join(f"{r['backend']} {r['median_ms']:.1f} ms {r['metric']:.4f}" for r in scored if r is not pick)
     return pick["backend"], (f"{pick['backend']} {pick['median_ms']:.1f} ms, {pick['metric']:.4f}: the fastest within "
-                             f"{TOLERANCE[task] * 100:.1f} point of the most accurate ({best:.4f})"
+                             f"{TOLERANCE[task] * 100:.1f} point of {against} {reference:.4f}"
                              + (f"; {others}" if others else ""))
 
 
@@ -313,13 +317,13 @@ def measured_choice(model_dir, task, precision):
     return name, f"measured for this model on {cpu.kind()} ({entry.get('cpu', 'this CPU kind')}): {entry.get('why', '')}"
 
 
-def record_measured(model_dir, runs, task):
-    """Write pick_measured(runs) into model_dir's deploy/settings.json for this CPU kind (atomically;
-    the file is the tool's own). Returns (backend, why), or None when nothing was recorded."""
+def record_measured(model_dir, runs, task, fp32=None):
+    """Write pick_measured(runs, task, fp32) into model_dir's deploy/settings.json for this CPU kind
+    (atomically; the file is the tool's own). Returns (backend, why), or None when nothing was recorded."""
     import json
     from ..outputs import write_json
     path = _settings_path(model_dir)
-    picked = pick_measured(runs, task) if path else None
+    picked = pick_measured(runs, task, fp32) if path else None
     if not picked:
         return None
     with open(path, encoding="utf-8") as f:

@@ -51,7 +51,7 @@ def parse_args(argv):
                         "accuracy for the model on this CPU kind; every: each runtime that may run it here; "
                         "onnxruntime: exported with paddle2onnx). With every and --report DIR, where DIR is a "
                         "run.py output benched here, the fastest runtime within the accuracy tolerance of its most "
-                        "accurate one becomes its auto on this CPU kind (DIR/deploy/settings.json)")
+                        "accurate one (or of FP32, if lower) becomes its auto on this CPU kind (DIR/deploy/settings.json)")
     p.add_argument("--peer", nargs="*", choices=sorted(peer_mod.PEERS), metavar="NAME",
                    help="also quantize the first (FP32) model with the peers and bench them: onnxruntime "
                         "(quantize_static) and nncf (NNCF on OpenVINO), calibrated on the config's Train images "
@@ -159,9 +159,11 @@ def record_choice(rows, record_dir, task_cls):
     this CPU kind (backends.record_measured). Returns {"model_dir", "backend", "why"} or None."""
     target = os.path.realpath(record_dir)
     key = task_cls.main_indicator
-    runs = [{"backend": r["backend"], "metric": r["metrics"][key], "median_ms": r["latency_ms"]["median"]}
-            for r in rows if os.path.realpath(r["model_dir"]) == target and "peer" not in r["strategy"]]
-    picked = backends.record_measured(record_dir, runs, task_cls.name) if runs else None
+    ours = [r for r in rows if os.path.realpath(r["model_dir"]) == target and "peer" not in r["strategy"]]
+    runs = [{"backend": r["backend"], "metric": r["metrics"][key], "median_ms": r["latency_ms"]["median"]} for r in ours]
+    # the baseline's metric: every row's drop is against it
+    fp32 = next((r["metrics"][key] + r["metric_drop"] for r in ours if r.get("metric_drop") is not None), None)
+    picked = backends.record_measured(record_dir, runs, task_cls.name, fp32) if runs else None
     if not picked:
         return None
     log.info("auto for %s on this CPU kind (%s) from now on: %s", record_dir, cpu.kind(), picked[0])
