@@ -328,3 +328,8 @@ def test_bad_model_and_outputs_are_refused_before_loading(tmp_path, capsys, no_m
         errors = [line for line in err.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and message in errors[0], err
     assert sorted(os.listdir(det)) == sorted(os.listdir(resolve_path(DET)))
+
+
+def test_every_runtime_of_the_registry_can_be_profiled():
+    from ocrslim.deploy import backends
+    assert set(profile.PROFILERS) == set(backends.BACKENDS)

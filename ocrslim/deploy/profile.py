@@ -61,7 +61,8 @@ def parse_args(argv):
     p.add_argument("model", metavar="MODEL", help="run.py output folder, Paddle model folder (or bundled:NAME) "
                                                   "or .onnx file")
     p.add_argument("--backend", required=True, choices=list(backends.BACKENDS),
-                   help="the runtime to profile (openvino-bf16: CPUs with AMX or AVX512_BF16 only)")
+                   help="the runtime to profile (openvino-bf16: CPUs with AMX or AVX512_BF16 only; openvino-w8: int8 "
+                        "models with 8-bit weights, CPUs without VNNI only)")
     p.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads of the runtime (default 2)")
     p.add_argument("--repeat", type=int, default=10, metavar="N", help="timed inferences (default 10)")
     p.add_argument("--top", type=int, default=15, metavar="N", help="nodes to list, longest first (default 15)")
@@ -414,7 +415,7 @@ def profile_paddle(files, image, args, work_dir):
 
 
 PROFILERS = {"paddle": profile_paddle, "onnxruntime": profile_onnxruntime, "openvino": profile_openvino,
-             "openvino-bf16": profile_openvino}
+             "openvino-bf16": profile_openvino, "openvino-w8": profile_openvino}
 
 
 # ------------------------------------------------------------------ summary
