@@ -147,7 +147,8 @@ def test_pair_is_the_baseline_against_our_int8_on_autos_runtime(monkeypatch):
             row("q [onnxruntime]", "onnxruntime", "int8", "int8 ocrslim: PTQ (calibration only)"),
             row("f [onnxruntime PTQ]", "onnxruntime", "int8", "int8 peer: onnxruntime quantize_static")]
     from ocrslim.deploy import backends
-    monkeypatch.setattr(backends, "choose", lambda task, precision, devices="cpu": ("onnxruntime", "measured"))
+    monkeypatch.setattr(backends, "choose",
+                        lambda task, precision, devices="cpu", model_dir=None: ("onnxruntime", "measured"))
     base, int8, why = examples.pair(rows, "f [onnxruntime]", "rec", "cpu")
     assert (base["name"], int8["name"]) == ("f [onnxruntime]", "q [onnxruntime]") and "auto picks" in why
     base, int8, why = examples.pair(rows[:3], "f [paddle]", "rec", "cpu")

@@ -28,7 +28,7 @@ def pair(rows, baseline, task, devices):
         return None, None, "no int8 model of ours in this benchmark"
     ours.sort(key=lambda r: not r["strategy"].startswith("int8 ocrslim"))  # run.py's models first
     from . import backends
-    auto = backends.choose(task, "int8", devices, ours[0]["model_dir"])[0]
+    auto = backends.choose(task, "int8", devices, ours[0].get("model_dir"))[0]
     picked = next((r for r in ours if r["backend"] == auto), None)
     if picked:
         return base, picked, f"the runtime auto picks for int8 {task} here"
