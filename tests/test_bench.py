@@ -411,9 +411,9 @@ def test_every_run_of_a_run_py_output_records_its_auto_pick(tmp_path):
             dict(_row("ours [openvino]", "int8", 4.0, 0.70, ours, "openvino"), model_dir=str(save)),
             dict(_row("peer", "int8", 0.5, 0.81, "int8 peer: onnxruntime PTQ", "onnxruntime"), model_dir=str(save))]
     task = get_task({"Global": {"model_type": "rec"}})
-    measured = bench.record_choice(rows, str(save), task)
+    measured = bench.record_choice(rows, "fp32 [paddle]", str(save), task)
     assert measured["backend"] == "onnxruntime" and measured["model_dir"] == str(save)
     record = json.loads((save / "deploy" / backends.SETTINGS_FILE).read_text())["measured"][cpu.kind()]
     assert set(record["runs"]) == {"paddle", "onnxruntime", "openvino"}
-    assert bench.record_choice(rows, str(tmp_path / "fp32"), task) is None   # not a run.py output
+    assert bench.record_choice(rows, "fp32 [paddle]", str(tmp_path / "fp32"), task) is None   # not a run.py output
     assert "from now on: onnxruntime" in bench.measured_line(measured)

@@ -267,8 +267,8 @@ def every(task, precision, devices="cpu"):
     return [n for n in names if not why[n]], [(n, why[n]) for n in names if why[n]]
 
 
-# How far a runtime may score below the most accurate runtime of the same model and still be
-# chosen for it: the drop allowed to int8 against FP32 (det 0.5, rec 1.0 point)
+# How far a runtime may score below the most accurate runtime of the same model (or below FP32,
+# where that is lower) and still be chosen for it: the drop allowed to int8 (det 0.5, rec 1.0 point)
 TOLERANCE = {"det": 0.005, "rec": 0.01}
 MEASURED = "measured"   # save_dir/deploy/settings.json: {cpu kind: what step 5 measured there}
 

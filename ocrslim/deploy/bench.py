@@ -153,16 +153,16 @@ def _unique(names, files, task, devices):
     return out, [(b, why) for b, why in left_out if b not in seen]
 
 
-def record_choice(rows, record_dir, task_cls):
+def record_choice(rows, baseline, record_dir, task_cls):
     """bench.py --backend every --report DIR, DIR a run.py output benched here: the runtime measured
-    fastest within the accuracy tolerance of its most accurate one becomes auto's pick for it on
-    this CPU kind (backends.record_measured). Returns {"model_dir", "backend", "why"} or None."""
+    fastest within the accuracy tolerance of its most accurate one (or of the baseline row's FP32
+    metric, where lower) becomes auto's pick for it on this CPU kind (backends.record_measured).
+    Returns {"model_dir", "backend", "why"} or None."""
     target = os.path.realpath(record_dir)
     key = task_cls.main_indicator
-    ours = [r for r in rows if os.path.realpath(r["model_dir"]) == target and "peer" not in r["strategy"]]
-    runs = [{"backend": r["backend"], "metric": r["metrics"][key], "median_ms": r["latency_ms"]["median"]} for r in ours]
-    # the baseline's metric: every row's drop is against it
-    fp32 = next((r["metrics"][key] + r["metric_drop"] for r in ours if r.get("metric_drop") is not None), None)
+    runs = [{"backend": r["backend"], "metric": r["metrics"][key], "median_ms": r["latency_ms"]["median"]}
+            for r in rows if os.path.realpath(r["model_dir"]) == target and "peer" not in r["strategy"]]
+    fp32 = next((r["metrics"][key] for r in rows if r["name"] == baseline), None)
     picked = backends.record_measured(record_dir, runs, task_cls.name, fp32) if runs else None
     if not picked:
         return None
@@ -294,8 +294,9 @@ def results(candidates, task_cls):
 
 
 # How far below FP32 a reduced-precision run of the FP32 model (OpenVINO bf16, TensorRT fp16) may
-# score and still be a baseline: the drop allowed to int8 (det 0.5, rec 1.0 point; higher is fine).
-FP32_TOLERANCE = {"det": 0.005, "rec": 0.01}
+# score and still be a baseline: the drop allowed to int8 (det 0.5, rec 1.0 point; higher is fine),
+# the same tolerance auto's per-model pick keeps (backends.TOLERANCE).
+FP32_TOLERANCE = backends.TOLERANCE
 
 
 def is_fp32_model(row, rows):
@@ -393,7 +394,7 @@ def bench(config, opts, progress=True):
     for c in candidates:
         c.task.check_result()
     rows, fastest, why = results(candidates, task_cls)
-    measured = record_choice(rows, opts.record_dir, task_cls) if opts.record_dir else None
+    measured = record_choice(rows, fastest, opts.record_dir, task_cls) if opts.record_dir else None
     # the FP32 and the int8 model's own predictions from the scored pass, for the report's pictures
     predictions = examples.keep(rows, {c.name: c.records for c in candidates}, fastest, task_cls.name,
                                 config["Global"]["devices"])
@@ -429,9 +430,10 @@ def main(argv=None):
         check_report_dir(args.report, inputs, args.overwrite)
     # every runtime measured on the CPU, into a run.py output folder benched here: its auto pick
     # on this CPU kind is recorded (a GPU run says nothing about the CPU)
-    ours = [d for d in model_dirs if args.report and os.path.realpath(cfg.resolve_path(d)) == os.path.realpath(args.report)]
-    record = cfg.resolve_path(ours[0]) if ours and "every" in args.backend and config["Global"]["devices"] == "cpu" \
-        and os.path.isfile(os.path.join(cfg.resolve_path(ours[0]), "deploy", backends.SETTINGS_FILE)) else None
+    # (backends.record_measured writes only into a folder with our deploy/settings.json)
+    ours = [cfg.resolve_path(d) for d in model_dirs
+            if args.report and os.path.realpath(cfg.resolve_path(d)) == os.path.realpath(args.report)]
+    record = ours[0] if ours and "every" in args.backend and config["Global"]["devices"] == "cpu" else None
     opts = Options(model_dirs, args.backend, args.peer, args.threads, args.repeat, args.precision, args.max_images,
                    record_dir=record)
     out = bench(config, opts, progress=not args.quiet)
