@@ -292,6 +292,13 @@ def check_numbers(config):
         if not ok:
             hint = " (YAML reads 1e-5 as text: write 1.0e-5)" if isinstance(node, str) else ""
             raise UserError(f"{dotted} must be {expected}, not {node!r}{hint}")
+    quant = config.get("QuantAware") or {}
+    bits = quant.get("weight_bits", 8)
+    if isinstance(bits, bool) or bits not in (7, 8):
+        raise UserError(f"QuantAware.weight_bits must be 8 (the default) or 7 (int8 kernels of CPUs without VNNI "
+                        f"do not saturate on 7-bit weights: docs/performance.md), not {bits!r}")
+    if quant.get("activation_bits", 8) != 8:
+        raise UserError(f"QuantAware.activation_bits must be 8, not {quant['activation_bits']!r}")
     ratios = (config.get("Prune") or {}).get("ratios")
     if ratios is not None and (not isinstance(ratios, list) or not ratios or not all(
             _in_range(r, (0, 1, False, False))[0] for r in ratios)):

@@ -194,14 +194,19 @@ def test_readme_load_predictor_example_runs(compressed_det):
 
 def test_openvino_ir_is_the_onnx_model(compressed_det, tmp_path):
     """deploy/model.xml and model.w7.xml (what load_predictor gives OpenVINO with and without VNNI)
-    compute what OpenVINO's int8 files made from deploy/model.onnx do (onnx_passes.openvino_int8_onnx)."""
+    compute what OpenVINO's int8 files made from the model's OpenVINO ONNX do (runtime.onnx_model
+    with openvino=True, then onnx_passes.openvino_int8_onnx), and that ONNX has no conv-output Q."""
+    import onnx
     from ocrslim.deploy import runtime
     from ocrslim.deploy.onnx_passes import openvino_int8_onnx
-    deploy_dir = os.path.join(compressed_det[0], "deploy")
+    save = compressed_det[0]
+    deploy_dir = os.path.join(save, "deploy")
+    source = runtime.onnx_model((save, "inference.pdmodel", "inference.pdiparams"), str(tmp_path), "ov", openvino=True)
+    assert not [n for n in onnx.load(source).graph.node if n.op_type == "QuantizeLinear" and n.input[0].endswith("__conv")]
     x = np.random.RandomState(1).rand(1, 3, 320, 320).astype("float32")
     for xml, seven in (("model.xml", False), ("model.w7.xml", True)):
         from_ir = runtime.openvino_predictor(os.path.join(deploy_dir, xml))[0](x)[0]
-        onnx_path = openvino_int8_onnx(os.path.join(deploy_dir, "model.onnx"), str(tmp_path / f"{seven}.onnx"), seven)[0]
+        onnx_path = openvino_int8_onnx(source, str(tmp_path / f"{seven}.onnx"), seven)[0]
         assert np.array_equal(from_ir, runtime.openvino_predictor(onnx_path)[0](x)[0]), xml
 
 

@@ -476,6 +476,8 @@ def test_seven_bit_weights(tmp_path):
     np.testing.assert_array_equal(s7, 2 * inits["c_w_s"])
     assert 2 * 255 * int(np.abs(q7).max()) <= np.iinfo(np.int16).max
     assert count_activation_zero_points(after) == count_activation_zero_points(before)
+    # weights that fit 7 bits already (trained with QuantAware.weight_bits 7) stay as they are
+    assert rewrite(after, passes.seven_bit_weights, tmp_path)[0] == 0
 
 
 def count_activation_zero_points(model):
@@ -492,6 +494,12 @@ def test_openvino_int8_onnx(tmp_path):
     onnx.save(before, str(tmp_path / "src.onnx"))
     path, counts = passes.openvino_int8_onnx(str(tmp_path / "src.onnx"), str(tmp_path / "ov.onnx"))
     assert counts == {"signed_activations": 2}
+    path7, counts7 = passes.openvino_int8_onnx(str(tmp_path / "src.onnx"), str(tmp_path / "ov7.onnx"), seven_bit=True)
+    assert counts7 == {"signed_activations": 2, "seven_bit_weights": 0}  # its weights fit 7 bits already
+    w = next(i for i in before.graph.initializer if i.name == "c_w_i8")
+    w.CopyFrom(numpy_helper.from_array(np.where(numpy_helper.to_array(w) == 0, 127, numpy_helper.to_array(w))
+                                       .astype(np.int8), "c_w_i8"))
+    onnx.save(before, str(tmp_path / "src.onnx"))
     path7, counts7 = passes.openvino_int8_onnx(str(tmp_path / "src.onnx"), str(tmp_path / "ov7.onnx"), seven_bit=True)
     assert counts7 == {"signed_activations": 2, "seven_bit_weights": 1}
     x = x_input()
@@ -595,7 +603,7 @@ def test_apply_quantizers(tmp_path):
     f = scales * rng.uniform(0.5, 2, 6) * np.array([1, 1, -1, 1, 1, 1])  # executor scale * folded BN
     before = float_conv_graph(rng, qw, f)
     onnx.save(before, str(tmp_path / "float.onnx"))
-    quantizers = {"conv_out": {"inputs": {0: ("act", 0.03), 1: ("weight", qw, scales, 0)},
+    quantizers = {"conv_out": {"inputs": {0: ("act", 0.03), 1: ("weight", qw, scales, 0, 8)},
                                "after": [("out", 0.2), ("bias", 0.25)], "reads_feed": False}}
     dst = passes.apply_quantizers(str(tmp_path / "float.onnx"), str(tmp_path / "q.onnx"), quantizers)
     after = onnx.load(dst)
@@ -619,6 +627,28 @@ def test_apply_quantizers(tmp_path):
     expected = np.clip(np.round(run(before, xq, PLAIN)[0] / 0.25), -128, 127) * 0.25
     for level in (PLAIN, OPTIMIZED):
         assert np.abs(run(after, x, level)[0] - expected).max() <= 0.25 * 1.0001
+    # OpenVINO's file (conv_output_q=False): the same input and weight quantizers, no output Q
+    plain = onnx.load(passes.apply_quantizers(str(tmp_path / "float.onnx"), str(tmp_path / "ov.onnx"), quantizers,
+                                              conv_output_q=False))
+    assert producer(plain, "conv_out").op_type == "Conv" and op_types(plain).count("QuantizeLinear") == 1
+    np.testing.assert_allclose(run(plain, x, PLAIN)[0], run(before, xq, PLAIN)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_apply_quantizers_seven_bit_weights(tmp_path):
+    """A model trained with QuantAware.weight_bits 7: paddle2onnx 1.3 exports its weights
+    dequantized with 127 instead of 63 (63/127 of their value); apply_quantizers gives the DQ the
+    executor's scale, so the ONNX weight is the executor's exactly."""
+    rng = np.random.default_rng(1)
+    qw = np.clip(int8_weights_values(rng, (6, 4, 3, 3)) // 2, -63, 63).astype(np.int8)
+    f = rng.uniform(0.002, 0.01, 6)  # the executor's scale (Scale / 63) times a folded BN
+    onnx.save(float_conv_graph(rng, qw, f * 63 / 127), str(tmp_path / "float.onnx"))
+    spec = {"inputs": {0: ("act", 0.03), 1: ("weight", qw, f, 0, 7)}, "after": [("out", 0.2)], "reads_feed": True}
+    after = onnx.load(passes.apply_quantizers(str(tmp_path / "float.onnx"), str(tmp_path / "q.onnx"),
+                                              {"conv_out": spec}))
+    consts = inits_of(after)
+    w_dq = producer(after, next(n for n in after.graph.node if n.op_type == "Conv").input[1])
+    np.testing.assert_array_equal(consts[w_dq.input[0]], qw)
+    np.testing.assert_allclose(consts[w_dq.input[1]], f, rtol=1e-6)
 
 
 def test_apply_quantizers_first_conv_and_unknown_node(tmp_path):
@@ -627,7 +657,7 @@ def test_apply_quantizers_first_conv_and_unknown_node(tmp_path):
     rng = np.random.default_rng(0)
     qw = int8_weights_values(rng, (6, 4, 3, 3))
     onnx.save(float_conv_graph(rng, qw, np.full(6, 0.01)), str(tmp_path / "float.onnx"))
-    spec = {"inputs": {0: ("act", 0.03), 1: ("weight", qw, np.full(6, 0.01), 0)},
+    spec = {"inputs": {0: ("act", 0.03), 1: ("weight", qw, np.full(6, 0.01), 0, 8)},
             "after": [("out", 0.2)], "reads_feed": True}
     after = onnx.load(passes.apply_quantizers(str(tmp_path / "float.onnx"), str(tmp_path / "q.onnx"),
                                               {"conv_out": spec}))

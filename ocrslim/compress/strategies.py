@@ -378,4 +378,8 @@ def get_strategy(config, name=None):
             name = "qat" if config.get("TrainConfig") else "ptq"
     if name not in STRATEGIES:
         raise UserError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}")
+    if (config.get("QuantAware") or {}).get("weight_bits", 8) != 8 and name not in ("qat", "prune_qat"):
+        # Paddle 2.6's PostTrainingQuantization asserts activation_bits == weight_bits
+        raise UserError(f"QuantAware.weight_bits 7 is trained in: use the qat or prune_qat strategy, not {name} "
+                        "(post-training calibration makes 8-bit weights only)")
     return STRATEGIES[name]()

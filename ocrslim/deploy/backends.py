@@ -135,7 +135,7 @@ class OpenVinoBackend:
     def model_file(self, files, work_dir, name, settings=None):
         """The ONNX file OpenVINO runs for Paddle model files, written into work_dir (settings:
         this CPU's by default)."""
-        return for_openvino(runtime.onnx_model(files, work_dir, name),
+        return for_openvino(runtime.onnx_model(files, work_dir, name, openvino=True),
                             self.cpu_settings() if settings is None else settings, work_dir)
 
     def load(self, model_path, threads, settings=None):
@@ -245,7 +245,7 @@ def choose(task, precision, devices="cpu", model_dir=None):
     if devices != "cpu":  # gpu or gpu:N
         return "paddle", "GPU: Paddle Inference (TensorRT when built in); onnxruntime-gpu is not a dependency"
     measured = measured_choice(model_dir, task, precision) if model_dir else None
-    if measured and not not_offered(task, precision, measured[0]):
+    if measured and not not_offered(task, precision, measured[0], model_dir=model_dir):
         return measured
     kind = cpu.measured_kind()
     if kind is None:
@@ -259,11 +259,11 @@ def choose(task, precision, devices="cpu", model_dir=None):
     return name, f"measured on {kind}: {why}"
 
 
-def every(task, precision, devices="cpu"):
-    """([backend], [(backend, why not)]): each runtime that may run a model here, and the others.
-    openvino-w8 only for int8 (an FP32 model runs as on openvino)."""
+def every(task, precision, devices="cpu", model_dir=None):
+    """([backend], [(backend, why not)]): each runtime that may run a model (model_dir) here, and
+    the others. openvino-w8 only for int8 (an FP32 model runs as on openvino)."""
     names = [n for n in BACKENDS if not (n == "openvino-w8" and precision != "int8")]
-    why = {n: not_offered(task, precision, n, devices) for n in names}
+    why = {n: not_offered(task, precision, n, devices, model_dir) for n in names}
     return [n for n in names if not why[n]], [(n, why[n]) for n in names if why[n]]
 
 
@@ -336,8 +336,20 @@ def record_measured(model_dir, runs, task, fp32=None):
     return picked
 
 
-def not_offered(task, precision, backend, devices="cpu"):
-    """Why `backend` is not offered for this model on this CPU (or cannot run here), or None."""
+def weight_bits(model_dir):
+    """7 for a run.py output folder whose int8 weights all fit 7 bits (trained with
+    QuantAware.weight_bits 7, as written into deploy/settings.json), else 8."""
+    import json
+    try:
+        with open(_settings_path(model_dir), encoding="utf-8") as f:
+            return 7 if json.load(f).get("weight_bits") == 7 else 8
+    except (TypeError, OSError, ValueError, AttributeError):
+        return 8
+
+
+def not_offered(task, precision, backend, devices="cpu", model_dir=None):
+    """Why `backend` is not offered for the model in model_dir (or any model, without it) on this
+    CPU (or cannot run here), or None."""
     unavailable = getattr(BACKENDS.get(backend), "unavailable", None)
     if unavailable and unavailable(devices):
         return unavailable(devices)
@@ -349,7 +361,10 @@ def not_offered(task, precision, backend, devices="cpu"):
                 k[1:] == (task, precision, backend) for k in NOT_OFFERED):
             return f"CPU kind {cpu.kind()} was never measured, and {backend} lost {task} int8 accuracy elsewhere"
         return None
-    return NOT_OFFERED.get((kind, task, precision, backend))
+    why = NOT_OFFERED.get((kind, task, precision, backend))
+    if why and backend == "openvino" and not has_vnni() and model_dir and weight_bits(model_dir) == 7:
+        return None  # 7-bit weights: the int8 kernels without VNNI do not saturate (OpenVinoBackend)
+    return why
 
 
 def predictor(files, backend, task, work_dir, name, devices="cpu", threads=2, precision="fp32", shapes=None):
@@ -373,7 +388,7 @@ def resolve(backend, task, precision, devices="cpu", model_dir=None):
         backend, choice = choose(task, precision, devices, model_dir)
     elif backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}: use one of {', '.join(CHOICES)}")
-    why = not_offered(task, precision, backend, devices)
+    why = not_offered(task, precision, backend, devices, model_dir)
     if why:
         raise NotOffered(f"{backend} is not offered for {precision} {task} on this CPU ({cpu.kind()}): {why}")
     return backend, choice
@@ -415,6 +430,7 @@ def write_deploy(model_dir, out_dir, task):
     import shutil
     import tempfile
     from . import paddle_passes
+    from .onnx_passes import int8_weight_bits
     from ..outputs import write_json
     counts = paddle_passes.write_model(model_dir, out_dir)
     with tempfile.TemporaryDirectory(prefix="ocrslim-onnx-") as tmp:
@@ -426,15 +442,19 @@ def write_deploy(model_dir, out_dir, task):
         uint8_weights(os.path.join(out_dir, ONNX_FILE), os.path.join(out_dir, ONNX_NO_VNNI))
     irs = [(OPENVINO_IR, False)] + ([(OPENVINO_IR_NO_VNNI, True)] if precision == "int8" else [])
     with tempfile.TemporaryDirectory(prefix="ocrslim-openvino-") as tmp:
+        # int8: the executor's quantizers only (no conv-output Q: see runtime.onnx_model)
+        source = (runtime.onnx_model((model_dir,) + PADDLE_FILES, tmp, "openvino", openvino=True)
+                  if precision == "int8" else os.path.join(out_dir, ONNX_FILE))
+        bits = int8_weight_bits(source) if precision == "int8" else None
         for xml, seven in irs:
-            onnx_path = for_openvino(os.path.join(out_dir, ONNX_FILE), {"seven_bit_weights": seven}, tmp)
+            onnx_path = for_openvino(source, {"seven_bit_weights": seven}, tmp)
             write_openvino_ir(onnx_path, os.path.join(out_dir, xml))
     int8_ops = sorted(runtime.MKLDNN_INT8_OPS)
     if precision == "int8":  # the op set oneDNN builds for this program (runtime.builds_int8_concat)
         int8_ops = runtime.paddle_predictor((out_dir,) + PADDLE_FILES, "cpu", 1)[1]["int8_ops"]
     kinds = sorted(set(cpu.MEASURED_AS.values()))
     write_json(os.path.join(out_dir, SETTINGS_FILE), {
-        "task": task, "precision": precision,
+        "task": task, "precision": precision, **({"weight_bits": bits} if bits else {}),
         "auto": {kind: CHOICE[(kind, task, precision)][0] for kind in kinds},
         "auto_never_measured_cpu": SAFE[(task, precision)],
         "not_offered": {k[0]: {"backend": k[3], "why": v} for k, v in NOT_OFFERED.items() if k[1:3] == (task, precision)},
@@ -445,7 +465,8 @@ def write_deploy(model_dir, out_dir, task):
         "onnxruntime": {"file": ONNX_FILE, "file_without_vnni": ONNX_NO_VNNI if precision == "int8" else ONNX_FILE,
                         "graph_optimization_level": "ORT_ENABLE_ALL"},
         "openvino": {"file": OPENVINO_IR, "file_without_vnni": OPENVINO_IR_NO_VNNI if precision == "int8" else OPENVINO_IR,
-                     "made_from": ONNX_FILE + (" (signed activations; without VNNI also 7-bit weights)"
+                     "made_from": ONNX_FILE + (" as the executor quantizes it (no conv-output Q), signed "
+                                               "activations; without VNNI also 7-bit weights"
                                                if precision == "int8" else ""),
                      "INFERENCE_PRECISION_HINT": "f32 (openvino), bf16 (openvino-bf16, CPUs "
                      "with AMX or AVX512_BF16)", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1},

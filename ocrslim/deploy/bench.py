@@ -141,7 +141,7 @@ def _unique(names, files, task, devices):
     asked, left_out = [], []
     for name in names:
         if name == "every":
-            offered, left_out = backends.every(task, precision, devices)
+            offered, left_out = backends.every(task, precision, devices, files[0])
             asked += [(b, b) for b in offered]
         else:
             asked.append((name, backends.choose(task, precision, devices, files[0])[0] if name == "auto" else name))

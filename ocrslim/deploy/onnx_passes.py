@@ -390,13 +390,13 @@ def has_gelu(g):
     return any(n.op_type == "Erf" for n in g.nodes)
 
 
-def apply_quantizers(src_onnx, dst_onnx, quantizers):
+def apply_quantizers(src_onnx, dst_onnx, quantizers, conv_output_q=True):
     """Give a float export exactly the executor's quantizers; returns dst_onnx.
 
     quantizers: runtime.executor_quantizers(), keyed by the output name of the ONNX Conv/MatMul.
     - activations: QuantizeLinear/DequantizeLinear with the executor's scale (int8, zero point 0;
       optimize_int8_onnx moves them to uint8);
-    - weights: the executor's int8 values with a per-channel DequantizeLinear. paddle2onnx may have
+    - weights: the executor's int values (8 or fewer bits) with a per-channel DequantizeLinear. paddle2onnx may have
       folded a batch norm into the float weights it exported: the exported weight is then
       int8 * (scale * f) per output channel, so the scale becomes that per-channel factor (sign
       moved into the int8 values) and the file still holds the executor's int8 weights, exactly.
@@ -414,6 +414,9 @@ def apply_quantizers(src_onnx, dst_onnx, quantizers):
       0.7285), and leaving out only those before a GELU, or also those before the SE gates
       (HardSigmoid), still gave 0.6536 / 0.6592; without any, 0.7285, the executor's figure, at
       7.8 against 7.3 ms (AMD EPYC avx2, another job sharing the cores).
+      conv_output_q=False leaves them all out: the file OpenVINO runs, which fuses the int8 conv
+      without them (v4 rec trained with 7-bit weights, 895 real crops: 0.7978 against 0.7508 with
+      them, and 1.25x against 1.20x over FP32; docs/performance.md).
     """
     from onnx import helper
     g = OnnxGraph.load(src_onnx)
@@ -445,7 +448,7 @@ def apply_quantizers(src_onnx, dst_onnx, quantizers):
             if q[0] == "act":
                 node.input[idx] = qdq(node.input[idx], q[1])
                 continue
-            _, qw, scale, axis = q
+            _, qw, scale, axis, bits = q
             w = g.consts[node.input[idx]].astype(np.float64)
             if w.shape != qw.shape:
                 raise ValueError(f"{out}: exported weight {w.shape} is not the executor's {qw.shape}")
@@ -454,6 +457,8 @@ def apply_quantizers(src_onnx, dst_onnx, quantizers):
             f = (wm * qm).sum(1) / np.maximum((qm * qm).sum(1), 1e-30)  # least squares per channel
             if np.abs(wm - qm * f[:, None]).max() > 1e-5 * max(np.abs(wm).max(), 1e-30):
                 raise ValueError(f"{out}: exported weight is not the executor's int8 weight times a per-channel factor")
+            # paddle2onnx 1.3 dequantized with 127 whatever the bits (QuantAware.weight_bits 7: 63)
+            f = f * 127 / (2 ** (bits - 1) - 1)
             shape = [1] * w.ndim
             shape[axis] = -1
             qi = qw.astype(np.int16) * np.where(f < 0, -1, 1).reshape(shape)
@@ -466,7 +471,7 @@ def apply_quantizers(src_onnx, dst_onnx, quantizers):
                                                              g.const(np.zeros(s.size, np.int8), "exec_wz")],
                                           [y], name=y, axis=axis))
             node.input[idx] = y
-        if node.op_type != "Conv" or spec["reads_feed"] or gelu:
+        if node.op_type != "Conv" or spec["reads_feed"] or gelu or not conv_output_q:
             continue
         onnx_readers = {r.op_type for r in readers[out] if r is not None}
         scale = None
@@ -554,15 +559,24 @@ def seven_bit_weights(g):
     Returns the count. This changes the model (one bit less per weight), so it is only what
     OpenVINO runs on CPUs without VNNI, where its int8 kernels add pairs of u8 x s8 products in 16
     bits with saturation (vpmaddubsw): 2 x 255 x 64 fits, 2 x 255 x 127 does not. Measured in
-    docs/performance.md: v2 and v3 det keep their accuracy, v4 det loses 1.3 points, v4 rec 12
-    (int8 rec is not offered on OpenVINO there)."""
+    docs/performance.md: v2 and v3 det keep their accuracy, v4 det loses 1.3 points, v4 rec 12.
+    Weights that fit already (a model trained with QuantAware.weight_bits 7) are left exact."""
     count = 0
     for n, q, _ in _int8_weight_dqs(g):
+        if np.abs(q.astype(np.int16)).max() <= 64:
+            continue
         # np.round: half to even, as QuantizeLinear rounds
         n.input[0] = g.const(np.clip(np.round(q.astype(np.float32) / 2), -64, 64).astype(np.int8), n.input[0] + "_7bit")
         n.input[1] = g.const((g.consts[n.input[1]].astype(np.float32) * 2), n.input[1] + "_7bit")
         count += 1
     return count
+
+
+def int8_weight_bits(onnx_path):
+    """7 when every int8 weight of convs and matmuls fits [-64, 64] (a model trained with
+    QuantAware.weight_bits 7: seven_bit_weights leaves it exact), else 8."""
+    dqs = _int8_weight_dqs(OnnxGraph.load(onnx_path))
+    return 7 if dqs and all(np.abs(q.astype(np.int16)).max() <= 64 for _, q, _ in dqs) else 8
 
 
 def openvino_int8_onnx(src_onnx, dst_onnx, seven_bit=False):

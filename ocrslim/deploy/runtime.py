@@ -258,7 +258,7 @@ def executor_quantizers(files):
     """What the training executor really quantizes, per conv2d/depthwise_conv2d/matmul_v2 of a
     PaddleSlim int8 model, keyed by the op's output name (paddle2onnx keeps it on the ONNX node).
 
-    {out: {"inputs": {slot index: ("act", scale) | ("weight", int8 values, per-channel scales, axis)},
+    {out: {"inputs": {slot index: ("act", scale) | ("weight", int values, per-channel scales, axis, bits)},
            "after": [(step, observer scale)], "reads_feed": bool}}
     Only inputs fed by a dequantize_linear whose quantize_linear is real (not only_observer) count:
     the executor runs observer pairs as identities. "after" follows the op's output through
@@ -302,7 +302,8 @@ def executor_quantizers(files):
                 inputs[idx] = ("act", float(scale.ravel()[0]))
                 reads_feed |= q.input("X")[0] in g.feeds
             else:  # weights are stored quantized and only dequantized
-                inputs[idx] = ("weight", g.value(dq.input("X")[0]), scale.ravel(), dq.attr("quant_axis"))
+                inputs[idx] = ("weight", g.value(dq.input("X")[0]), scale.ravel(), dq.attr("quant_axis"),
+                               dq.attr("bit_length"))
         if not inputs:
             continue
         name = op.output(out_slot)[0]
@@ -323,8 +324,9 @@ def executor_quantizers(files):
     return result
 
 
-def onnx_model(files, out_dir, name):
-    """The ONNX model onnxruntime should run for a Paddle model, written into out_dir.
+def onnx_model(files, out_dir, name, openvino=False):
+    """The ONNX model onnxruntime (openvino=True: OpenVINO) should run for a Paddle model, written
+    into out_dir.
 
     FP32: the plain paddle2onnx export. Quantized: the export rewritten by
     onnx_passes.optimize_int8_onnx (int8 weights, uint8 activations, QLinearConv);
@@ -340,6 +342,8 @@ def onnx_model(files, out_dir, name):
     without its observers (plain float) and onnx_passes.apply_quantizers puts back exactly the
     executor's Q/DQ, plus a Q on each quantized conv's output so onnxruntime can run it as
     QLinearConv (see apply_quantizers for what that costs and why the first conv is left out).
+    OpenVINO runs int8 convs without that output Q, and is more accurate and faster without it:
+    its file always gets exactly the executor's quantizers (openvino=True).
     """
     import onnx
     from .paddle_graph import PaddleGraph, static_mode
@@ -353,10 +357,15 @@ def onnx_model(files, out_dir, name):
     # conv2d_transpose ops (observer scales only), which measured harmless there (hmean 0.8000)
     candidates = {outs[0] for t, outs in paddle_ops(os.path.join(files[0], files[1])) if t in QUANTIZED_TYPES}
     exported = quantized_nodes(onnx.load(path, load_external_data=False)) & candidates
-    if exported != set(quantizers):
-        log.info("paddle2onnx quantized other ops than the executor does (%d missing, %d extra): "
+    # paddle2onnx 1.3 dequantizes every weight as if it had 8 bits (scale / 127): a model trained
+    # with QuantAware.weight_bits 7 exports with weights at 63/127 of their value (0.0 accuracy
+    # on v4 rec), so its Q/DQ are always rebuilt, where apply_quantizers knows the bits
+    narrow = any(q[0] == "weight" and q[4] != 8 for spec in quantizers.values() for q in spec["inputs"].values())
+    if exported != set(quantizers) or narrow or openvino:
+        log.info("paddle2onnx quantized other ops than the executor does (%d missing, %d extra)%s: "
                  "rebuilding the Q/DQ from the executor's quantizers",
-                 len(set(quantizers) - exported), len(exported - set(quantizers)))
+                 len(set(quantizers) - exported), len(exported - set(quantizers)),
+                 ", or weights of fewer than 8 bits" if narrow else "")
         stripped = os.path.join(out_dir, name + ".noobs")
         os.makedirs(stripped, exist_ok=True)
         # the program alone, its weights untouched: serialize_program would also prune the
@@ -373,7 +382,7 @@ def onnx_model(files, out_dir, name):
             os.remove(params)
         os.symlink(os.path.abspath(os.path.join(files[0], files[2])), params)
         path = export_onnx((stripped, files[1], files[2]), os.path.join(out_dir, name + ".noobs.onnx"))
-        path = apply_quantizers(path, os.path.join(out_dir, name + ".qdq.onnx"), quantizers)
+        path = apply_quantizers(path, os.path.join(out_dir, name + ".qdq.onnx"), quantizers, conv_output_q=not openvino)
     return optimize_int8_onnx(path, os.path.join(out_dir, name + ".int8.onnx"))
 
 
