@@ -191,3 +191,22 @@ def test_rec_label_encoders_of_upstream_configs_are_not_run(tmp_path):
                                                {"KeepKeys": {"keep_keys": ["image", "label_ctc"]}}], "rec")
     item = samples.load(0)
     assert item["image"].shape == (3, 48, 320) and item["text"] == "Hello"
+
+
+@pytest.mark.parametrize("quant,match", [({"weight_bits": 6}, "weight_bits must be 8"),
+                                         ({"weight_bits": True}, "weight_bits must be 8"),
+                                         ({"activation_bits": 7}, "activation_bits must be 8")])
+def test_quant_bits_are_checked(quant, match):
+    """QuantAware.weight_bits: 8 or 7 only (the int8 files hold them); activations stay 8-bit."""
+    with pytest.raises(UserError, match=match):
+        cfg.check_numbers({"QuantAware": quant})
+    cfg.check_numbers({"QuantAware": {"weight_bits": 7}})
+
+
+def test_seven_bit_weights_need_training():
+    """Paddle's post-training calibration makes 8-bit weights only: weight_bits 7 asks for qat."""
+    from ocrslim.compress.strategies import get_strategy
+    config = {"QuantAware": {"weight_bits": 7}, "TrainConfig": {"train_iter": 1}}
+    assert get_strategy(config).name == "qat"
+    with pytest.raises(UserError, match="use the qat or prune_qat strategy, not ptq"):
+        get_strategy(config, "ptq")

@@ -200,3 +200,23 @@ def test_a_recorded_runtime_ruled_out_here_is_not_taken(flags, tmp_path):
     (tmp_path / "deploy" / backends.SETTINGS_FILE).write_text("{not json")
     assert backends.choose("rec", "int8", model_dir=save)[0] == "onnxruntime"
     assert backends.record_measured(str(tmp_path / "nowhere"), [_run("paddle", 5.0, 0.8)], "rec") is None
+
+
+def test_seven_bit_model_is_offered_on_openvino_without_vnni(flags, tmp_path):
+    """A model whose int8 weights fit 7 bits (QuantAware.weight_bits 7, deploy/settings.json says so)
+    does not saturate OpenVINO's int8 kernels without VNNI: openvino is offered for it there, and
+    only for it; openvino-w8 stays out (the same file), and nothing changes with VNNI."""
+    import json
+    for name, bits in (("w7", 7), ("w8", 8)):
+        os.makedirs(tmp_path / name / "deploy")
+        (tmp_path / name / "deploy" / "settings.json").write_text(json.dumps({"task": "rec", "weight_bits": bits}))
+    flags(AMD_AVX2)
+    assert backends.weight_bits(str(tmp_path / "w7")) == 7 and backends.weight_bits(str(tmp_path / "none")) == 8
+    assert backends.not_offered("rec", "int8", "openvino", model_dir=str(tmp_path / "w7")) is None
+    assert "saturate" in backends.not_offered("rec", "int8", "openvino", model_dir=str(tmp_path / "w8"))
+    assert "saturate" in backends.not_offered("rec", "int8", "openvino-w8", model_dir=str(tmp_path / "w7"))
+    offered, _ = backends.every("rec", "int8", "cpu", str(tmp_path / "w7"))
+    assert "openvino" in offered and "openvino-w8" not in offered
+    assert backends.resolve("openvino", "rec", "int8", model_dir=str(tmp_path / "w7"))[0] == "openvino"
+    with pytest.raises(backends.NotOffered):
+        backends.resolve("openvino", "rec", "int8", model_dir=str(tmp_path / "w8"))

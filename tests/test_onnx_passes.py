@@ -496,12 +496,14 @@ def test_openvino_int8_onnx(tmp_path):
     assert counts == {"signed_activations": 2}
     path7, counts7 = passes.openvino_int8_onnx(str(tmp_path / "src.onnx"), str(tmp_path / "ov7.onnx"), seven_bit=True)
     assert counts7 == {"signed_activations": 2, "seven_bit_weights": 0}  # its weights fit 7 bits already
+    assert passes.int8_weight_bits(str(tmp_path / "src.onnx")) == 7
     w = next(i for i in before.graph.initializer if i.name == "c_w_i8")
     w.CopyFrom(numpy_helper.from_array(np.where(numpy_helper.to_array(w) == 0, 127, numpy_helper.to_array(w))
                                        .astype(np.int8), "c_w_i8"))
     onnx.save(before, str(tmp_path / "src.onnx"))
     path7, counts7 = passes.openvino_int8_onnx(str(tmp_path / "src.onnx"), str(tmp_path / "ov7.onnx"), seven_bit=True)
     assert counts7 == {"signed_activations": 2, "seven_bit_weights": 1}
+    assert passes.int8_weight_bits(str(tmp_path / "src.onnx")) == 8
     x = x_input()
     for p in (path, path7):
         assert runtime.openvino_predictor(p, 1)[0](x)[0].shape == (1, 8, 8, 8)
