@@ -465,9 +465,9 @@ def write_deploy(model_dir, out_dir, task):
         "onnxruntime": {"file": ONNX_FILE, "file_without_vnni": ONNX_NO_VNNI if precision == "int8" else ONNX_FILE,
                         "graph_optimization_level": "ORT_ENABLE_ALL"},
         "openvino": {"file": OPENVINO_IR, "file_without_vnni": OPENVINO_IR_NO_VNNI if precision == "int8" else OPENVINO_IR,
-                     "made_from": ONNX_FILE + (" as the executor quantizes it (no conv-output Q), signed "
-                                               "activations; without VNNI also 7-bit weights"
-                                               if precision == "int8" else ""),
+                     "made_from": ("the int8 program exported with exactly the executor's quantizers (no "
+                                   "conv-output Q, which model.onnx has for onnxruntime), signed activations; "
+                                   "without VNNI also 7-bit weights" if precision == "int8" else ONNX_FILE),
                      "INFERENCE_PRECISION_HINT": "f32 (openvino), bf16 (openvino-bf16, CPUs "
                      "with AMX or AVX512_BF16)", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1},
     })
