@@ -551,7 +551,8 @@ def profile(args, shape):
             shown = f"{os.path.basename(shown)}, exported as bench.py exports it"
         log.info("profiling on %s: %s; %d untimed and %d timed runs", args.backend, shown, WARMUP, args.repeat)
         records, wall, runtime_ms, info = PROFILERS[args.backend](path, image, args, work_dir)
-    why = backends.not_offered(task, "int8" if info["precision"] == "int8" else "fp32", args.backend)
+    why = backends.not_offered(task, "int8" if info["precision"] == "int8" else "fp32", args.backend,
+                               model_dir=model.path if model.kind != "onnx" else None)
     if why:
         log.warning("%s is not offered for this model on this CPU (%s); profiled all the same", args.backend, why)
     return {"model": model.path, "kind": model.kind, "file": shown, "backend": args.backend,
