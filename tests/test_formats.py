@@ -169,7 +169,9 @@ def test_run_compresses_a_paddleocr3_model_and_its_result_carries_the_yml(tmp_pa
     x = np.random.RandomState(0).rand(1, 3, 48, 320).astype("float32")
     from_ir = runtime.openvino_predictor(str(save / "deploy" / "model.xml"))[0](x)[0]
     from ocrslim.deploy.onnx_passes import openvino_int8_onnx
-    ov_onnx = openvino_int8_onnx(str(save / "deploy" / "model.onnx"), str(tmp_path / "ov.onnx"))[0]
+    # OpenVINO's file: the program exported with exactly the executor's quantizers (runtime.onnx_model)
+    source = runtime.onnx_model((str(save),) + backends.PADDLE_FILES, str(tmp_path), "ov_src", openvino=True)
+    ov_onnx = openvino_int8_onnx(source, str(tmp_path / "ov.onnx"))[0]
     assert np.array_equal(from_ir, runtime.openvino_predictor(ov_onnx)[0](x)[0])
     offered = [b for b in backends.BACKENDS if not backends.not_offered("rec", "int8", b)]
     assert offered, "no runtime offered for int8 rec on this CPU"
