@@ -554,6 +554,11 @@ def signed_activations(g):
     return count
 
 
+def _fits_seven_bits(q):
+    """True for int8 weights within [-64, 64]: a pair of u8 x s8 products fits 16 bits."""
+    return np.abs(q.astype(np.int16)).max() <= 64
+
+
 def seven_bit_weights(g):
     """int8 weights of convs and matmuls rounded to 7 bits (q -> round(q / 2) in [-64, 64], scale x 2).
     Returns the count. This changes the model (one bit less per weight), so it is only what
@@ -563,7 +568,7 @@ def seven_bit_weights(g):
     Weights that fit already (a model trained with QuantAware.weight_bits 7) are left exact."""
     count = 0
     for n, q, _ in _int8_weight_dqs(g):
-        if np.abs(q.astype(np.int16)).max() <= 64:
+        if _fits_seven_bits(q):
             continue
         # np.round: half to even, as QuantizeLinear rounds
         n.input[0] = g.const(np.clip(np.round(q.astype(np.float32) / 2), -64, 64).astype(np.int8), n.input[0] + "_7bit")
@@ -576,7 +581,7 @@ def int8_weight_bits(onnx_path):
     """7 when every int8 weight of convs and matmuls fits [-64, 64] (a model trained with
     QuantAware.weight_bits 7: seven_bit_weights leaves it exact), else 8."""
     dqs = _int8_weight_dqs(OnnxGraph.load(onnx_path))
-    return 7 if dqs and all(np.abs(q.astype(np.int16)).max() <= 64 for _, q, _ in dqs) else 8
+    return 7 if dqs and all(_fits_seven_bits(q) for _, q, _ in dqs) else 8
 
 
 def openvino_int8_onnx(src_onnx, dst_onnx, seven_bit=False):

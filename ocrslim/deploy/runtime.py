@@ -342,8 +342,9 @@ def onnx_model(files, out_dir, name, openvino=False):
     without its observers (plain float) and onnx_passes.apply_quantizers puts back exactly the
     executor's Q/DQ, plus a Q on each quantized conv's output so onnxruntime can run it as
     QLinearConv (see apply_quantizers for what that costs and why the first conv is left out).
-    OpenVINO runs int8 convs without that output Q, and is more accurate and faster without it:
-    its file always gets exactly the executor's quantizers (openvino=True).
+    OpenVINO runs int8 convs without that output Q, and is more accurate without it (faster on v4
+    det and rec, 4% slower on v2 det prune_qat: docs/performance.md): its file always gets exactly
+    the executor's quantizers (openvino=True).
     """
     import onnx
     from .paddle_graph import PaddleGraph, static_mode
