@@ -405,3 +405,35 @@ def test_affine_into_pointwise_leaves_a_one_element_bias_alone():
         h = paddle.scale(paddle.nn.functional.hardswish(x), 0.7, 0.3)
         return b.add(b.conv(h, C), b.param([0.5]))
     assert_untouched(model(build), passes.affine_into_pointwise)
+
+
+# -- EXACT_PASSES: what OpenVINO's int8 file is exported from -------------------------------------
+
+def test_exact_passes_keep_an_int8_program_exact(tmp_path):
+    """write_exact on an int8 conv (real input quantizer, int8 weights) followed by an affine, an
+    SE-style x + x * gate and an observer pair: the observers go, the affine folds (its scalar
+    rescales the weight's scale), x + x * gate becomes x * (gate + 1), and the program computes the
+    same up to float rounding; affine_into_pointwise is not among the passes (inexact in int8)."""
+    assert [name for name, _ in passes.EXACT_PASSES] == ["strip_observers", "fold_affine", "merge_affine",
+                                                         "deconv_pairs", "se_residual"]
+
+    def build(b, x):
+        q = b.qdq(x, 2.5, observer=False)
+        h = b.affine(b.bias(b.conv(q, C, weight=b.int8_weight(C, C))), 0.7, 0.2)
+        h = b.qdq(paddle.nn.functional.hardswish(h), 3.0, observer=True)
+        gate = paddle.nn.functional.hardsigmoid(paddle.mean(h, axis=[2, 3], keepdim=True))
+        return b.bias(b.add(h, b.mul(h, gate)))   # se_residual keeps a fetched output's name
+    m = model(build)
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, data in zip(("inference.pdmodel", "inference.pdiparams"), m):
+        (src / name).write_bytes(data)
+    files, counts = passes.write_exact((str(src), "inference.pdmodel", "inference.pdiparams"), str(tmp_path / "out"))
+    assert files == (str(tmp_path / "out"), "inference.pdmodel", "inference.pdiparams")
+    assert counts == {"strip_observers": 1, "fold_affine": 1, "merge_affine": 0, "deconv_pairs": 0,
+                      "se_residual": 1}
+    new = tuple((tmp_path / "out" / name).read_bytes() for name in files[1:])
+    with static_mode():
+        after = types(PaddleGraph(*new))
+    assert after.count("quantize_linear") == 1 and "elementwise_mul" in after
+    assert_same(m, new)

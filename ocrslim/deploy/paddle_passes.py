@@ -431,6 +431,30 @@ PASSES = (
 )
 
 
+# The rewrites OpenVINO's int8 file is exported from (runtime.onnx_model): only those exact in
+# int8 too. The observers go as the executor ignores them (no conv input becomes int8 that the
+# executor runs in float), and affine_into_pointwise stays out (it moves an offset into a
+# quantizer's input). On Sapphire Rapids they made v4 det int8 on OpenVINO bf16 6% faster
+# (docs/performance.md).
+EXACT_PASSES = (
+    ("strip_observers", strip_observers),
+    ("fold_affine", fold_affine),
+    ("merge_affine", merge_affine),
+    ("deconv_pairs", deconv_pairs),
+    ("se_residual", se_residual),
+)
+
+
+def write_exact(files, out_dir):
+    """files' program (an int8 one) with EXACT_PASSES applied, as out_dir/inference.pdmodel +
+    .pdiparams. Returns (the new files tuple, {pass name: count})."""
+    with static_mode():
+        p = PaddleGraph.from_files(files)
+        counts = run_passes(p, EXACT_PASSES)
+        p.write(out_dir)
+    return (out_dir, "inference.pdmodel", "inference.pdiparams"), counts
+
+
 def run_passes(p, passes=PASSES):
     """Apply passes to the graph p in order; returns {pass name: how many rewrites it made}."""
     return {name: fn(p) for name, fn in passes}

@@ -344,14 +344,22 @@ def onnx_model(files, out_dir, name, openvino=False):
     QLinearConv (see apply_quantizers for what that costs and why the first conv is left out).
     OpenVINO runs int8 convs without that output Q, and is more accurate without it (faster on v4
     det and rec, 4% slower on v2 det prune_qat: docs/performance.md): its file always gets exactly
-    the executor's quantizers (openvino=True).
+    the executor's quantizers (openvino=True), on the program with the exact Paddle rewrites
+    (paddle_passes.EXACT_PASSES), which OpenVINO does not do itself around int8 convs.
     """
     import onnx
     from .paddle_graph import PaddleGraph, static_mode
     from .paddle_passes import strip_observers
     from .onnx_passes import apply_quantizers, optimize_int8_onnx, quantized_nodes
+    quantized = paddle_is_quantized(os.path.join(files[0], files[1]))
+    if quantized and openvino:
+        # OpenVINO leaves the SE blocks' x + x * gate and PP-LCNetV3's affine ops unfused around
+        # int8 convs: the exact Paddle rewrites first (paddle_passes.EXACT_PASSES)
+        from .paddle_passes import write_exact
+        files, counts = write_exact(files, os.path.join(out_dir, name + ".exact"))
+        log.info("OpenVINO's int8 program: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
     path = export_onnx(files, os.path.join(out_dir, name + ".onnx"))
-    if not paddle_is_quantized(os.path.join(files[0], files[1])):
+    if not quantized:
         return path
     quantizers = executor_quantizers(files)
     # compared on the op types the executor quantizes; paddle2onnx also quantizes det's two
