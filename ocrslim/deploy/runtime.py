@@ -364,13 +364,16 @@ def onnx_model(files, out_dir, name, openvino=False):
     quantizers = executor_quantizers(files)
     # compared on the op types the executor quantizes; paddle2onnx also quantizes det's two
     # conv2d_transpose ops (observer scales only), which measured harmless there (hmean 0.8000)
+    if openvino:  # write_exact stripped the observers already: its export takes the executor's Q/DQ
+        path = apply_quantizers(path, os.path.join(out_dir, name + ".qdq.onnx"), quantizers, conv_output_q=False)
+        return optimize_int8_onnx(path, os.path.join(out_dir, name + ".int8.onnx"))
     candidates = {outs[0] for t, outs in paddle_ops(os.path.join(files[0], files[1])) if t in QUANTIZED_TYPES}
     exported = quantized_nodes(onnx.load(path, load_external_data=False)) & candidates
     # paddle2onnx 1.3 dequantizes every weight as if it had 8 bits (scale / 127): a model trained
     # with QuantAware.weight_bits 7 exports with weights at 63/127 of their value (0.0 accuracy
     # on v4 rec), so its Q/DQ are always rebuilt, where apply_quantizers knows the bits
     narrow = any(q[0] == "weight" and q[4] != 8 for spec in quantizers.values() for q in spec["inputs"].values())
-    if exported != set(quantizers) or narrow or openvino:
+    if exported != set(quantizers) or narrow:
         log.info("paddle2onnx quantized other ops than the executor does (%d missing, %d extra)%s: "
                  "rebuilding the Q/DQ from the executor's quantizers",
                  len(set(quantizers) - exported), len(exported - set(quantizers)),
@@ -391,7 +394,7 @@ def onnx_model(files, out_dir, name, openvino=False):
             os.remove(params)
         os.symlink(os.path.abspath(os.path.join(files[0], files[2])), params)
         path = export_onnx((stripped, files[1], files[2]), os.path.join(out_dir, name + ".noobs.onnx"))
-        path = apply_quantizers(path, os.path.join(out_dir, name + ".qdq.onnx"), quantizers, conv_output_q=not openvino)
+        path = apply_quantizers(path, os.path.join(out_dir, name + ".qdq.onnx"), quantizers, conv_output_q=True)
     return optimize_int8_onnx(path, os.path.join(out_dir, name + ".int8.onnx"))
 
 
