@@ -64,13 +64,17 @@ bench: setup data
 	$(PY) -m ocrslim.deploy.report --overwrite --out output/demo/report output/demo/bench_det.json output/demo/bench_rec.json \
 		output/demo/e2e_*.json
 
+# TEST_JOBS pytest-xdist workers (tests/conftest.py keeps each ACT run's tests on one of them);
+# TEST_JOBS=0 runs everything in this process
+TEST_JOBS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup
 test: setup
 	$(PY) -m ocrslim.cpu
-	$(PY) -m pytest -q --durations=15 tests
+	$(PYTEST) --durations=15 tests
 
 # the edit loop: every test but the ACT runs and what needs their models (under 2 min)
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 # On a machine with an NVIDIA GPU (never run by this project: it has no GPU): its own venv
 # .venv-gpu with paddlepaddle-gpu, then tiny det/rec compression, eval, bench (TensorRT) and

@@ -96,3 +96,25 @@ def ptq_rec(tiny_data, rec_sensitivity, tmp_path_factory):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end runs on real models (minutes)")
+
+
+# The ACT runs, longest first: the tests that share one run its fixture once, on one pytest-xdist
+# worker (`make test` runs two: a test process is mostly one busy core); every other test runs with
+# the rest of its file, after them, so a file's module fixtures are also made once.
+ACT_RUNS = ("compressed_det", "pruned_qat", "ptq_rec", "rec_sensitivity", "compressed_rec", "prune_table")
+
+
+def _group(item):
+    run = next((name for name in ACT_RUNS if name in item.fixturenames), None)
+    # pruned_qat needs prune_table, ptq_rec needs rec_sensitivity: one group each pair
+    run = {"prune_table": "pruned_qat", "rec_sensitivity": "ptq_rec"}.get(run, run)
+    return (0, ACT_RUNS.index(run)) if run else (1, 0)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    order = {id(item): (_group(item), i) for i, item in enumerate(items)}
+    items.sort(key=lambda item: order[id(item)])
+    for item in items:
+        (act, rank), _ = order[id(item)]
+        item.add_marker(pytest.mark.xdist_group(ACT_RUNS[rank] if act == 0 else item.nodeid.split("::")[0]))
