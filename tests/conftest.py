@@ -98,23 +98,26 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end runs on real models (minutes)")
 
 
-# The ACT runs, longest first: the tests that share one run its fixture once, on one pytest-xdist
-# worker (`make test` runs two: a test process is mostly one busy core); every other test runs with
-# the rest of its file, after them, so a file's module fixtures are also made once.
-ACT_RUNS = ("compressed_det", "pruned_qat", "ptq_rec", "rec_sensitivity", "compressed_rec", "prune_table")
+# The ACT runs' fixtures, by the group of tests that share one (a run that needs another joins its
+# group); `make test` runs two pytest-xdist workers, as a test process is mostly one busy core. Each
+# group runs on one worker, so its run is made once; the groups go first, longest first, and every
+# other test goes with the rest of its file, so a file's module fixtures are also made once.
+ACT_GROUPS = {"compressed_det": "det", "pruned_qat": "prune", "prune_table": "prune", "ptq_rec": "rec_ptq",
+              "rec_sensitivity": "rec_ptq", "compressed_rec": "rec"}
+LONGEST_FIRST = ["det", "prune", "rec_ptq", "rec"]
 
 
 def _group(item):
-    run = next((name for name in ACT_RUNS if name in item.fixturenames), None)
-    # pruned_qat needs prune_table, ptq_rec needs rec_sensitivity: one group each pair
-    run = {"prune_table": "pruned_qat", "rec_sensitivity": "ptq_rec"}.get(run, run)
-    return (0, ACT_RUNS.index(run)) if run else (1, 0)
+    """(rank, name): an ACT run's group, else the test's file (after them)."""
+    for fixture, group in ACT_GROUPS.items():
+        if fixture in item.fixturenames:
+            return LONGEST_FIRST.index(group), group
+    return len(LONGEST_FIRST), item.nodeid.split("::")[0]
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
-    order = {id(item): (_group(item), i) for i, item in enumerate(items)}
-    items.sort(key=lambda item: order[id(item)])
+    groups = {item.nodeid: _group(item) for item in items}
+    items.sort(key=lambda item: groups[item.nodeid][0])  # a stable sort: files keep their order
     for item in items:
-        (act, rank), _ = order[id(item)]
-        item.add_marker(pytest.mark.xdist_group(ACT_RUNS[rank] if act == 0 else item.nodeid.split("::")[0]))
+        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid][1]))
