@@ -362,11 +362,11 @@ def onnx_model(files, out_dir, name, openvino=False):
     if not quantized:
         return path
     quantizers = executor_quantizers(files)
-    # compared on the op types the executor quantizes; paddle2onnx also quantizes det's two
-    # conv2d_transpose ops (observer scales only), which measured harmless there (hmean 0.8000)
     if openvino:  # write_exact stripped the observers already: its export takes the executor's Q/DQ
         path = apply_quantizers(path, os.path.join(out_dir, name + ".qdq.onnx"), quantizers, conv_output_q=False)
         return optimize_int8_onnx(path, os.path.join(out_dir, name + ".int8.onnx"))
+    # compared on the op types the executor quantizes; paddle2onnx also quantizes det's two
+    # conv2d_transpose ops (observer scales only), which measured harmless there (hmean 0.8000)
     candidates = {outs[0] for t, outs in paddle_ops(os.path.join(files[0], files[1])) if t in QUANTIZED_TYPES}
     exported = quantized_nodes(onnx.load(path, load_external_data=False)) & candidates
     # paddle2onnx 1.3 dequantizes every weight as if it had 8 bits (scale / 127): a model trained
