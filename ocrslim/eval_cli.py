@@ -47,15 +47,19 @@ def parse_args(argv):
     e2e.add_argument("--backend", choices=backends.CHOICES,
                      help="deployment runtime (--e2e; default auto: per model, the one measured fastest at kept "
                           "accuracy on this CPU kind)")
+    e2e.add_argument("--rec_backend", choices=backends.CHOICES,
+                     help="rec's runtime, where it should differ from det's (--e2e; default: --backend); e.g. "
+                          "the fastest FP32-accurate pair of a model whose bf16 loses rec accuracy")
     e2e.add_argument("--threads", type=int, help="CPU threads per model (--e2e; default 2)")
     e2e.add_argument("--peer", nargs="?", const="onnxruntime", choices=sorted(peer_mod.PEERS), metavar="NAME",
                      help="run a peer's int8 of the FP32 det and rec models instead (onnxruntime, the default, or "
                           "nncf), each calibrated on its config's Train images (--e2e)")
     args = p.parse_args(argv)
-    e2e_only = [f"--{name}" for name in ("rec_config", "rec_model_dir", "backend", "threads", "peer")
+    e2e_only = [f"--{name}" for name in ("rec_config", "rec_model_dir", "backend", "rec_backend", "threads",
+                                                   "peer")
                 if getattr(args, name) is not None]
-    if args.peer and args.backend:
-        raise UserError("--peer runs the peer's int8 models on its own runtime: leave out --backend")
+    if args.peer and (args.backend or args.rec_backend):
+        raise UserError("--peer runs the peer's int8 models on its own runtime: leave out --backend and --rec_backend")
     if args.e2e and not args.rec_config:
         raise UserError("--e2e needs --rec_config REC_CONFIG (e.g. configs/ppocrv4/rec_mobile.yaml)")
     if not args.e2e and e2e_only:
@@ -107,7 +111,7 @@ def main_e2e(args):
     cfg.require(rec_config, "Eval.dataset.transforms", "Global.character_dict_path")
     if args.json:
         check_json_out(args.json, config_inputs(det_config) + config_inputs(rec_config))
-    out = run_e2e(det_config, rec_config, backend=args.backend or "auto",
+    out = run_e2e(det_config, rec_config, backend=args.backend or "auto", rec_backend=args.rec_backend,
                   devices=args.devices or det_config["Global"]["devices"],
                   threads=args.threads or 2, progress=not args.quiet, peer=args.peer)
     rows = [[k, f"{v:.4f}" if isinstance(v, float) else v] for k, v in out["metrics"].items()]

@@ -134,6 +134,7 @@ def test_cli_errors(tmp_path):
     assert "--e2e needs --rec_config" in _error(["--e2e", "-c", DET])
     assert "add --e2e" in _error(["-c", DET, "--rec_model_dir", "x"])
     assert "add --e2e" in _error(["-c", DET, "--backend", "onnxruntime"])
+    assert "add --e2e" in _error(["-c", DET, "--rec_backend", "onnxruntime"])
     assert "is a rec config" in _error(["--e2e", "-c", REC, "--rec_config", REC])
     assert "has no inference.pdmodel" in _error(E2E + ["--rec_model_dir", str(tmp_path)])
 
@@ -152,19 +153,23 @@ def clean_set(tmp_path_factory):
     return root, make_det_set(root)
 
 
-@pytest.mark.parametrize("backend", ["paddle", "onnxruntime", "openvino"])
-def test_clean_image_is_read_perfectly(clean_set, tmp_path, backend):
+@pytest.mark.parametrize("backend, rec_backend", [("paddle", "onnxruntime"), ("onnxruntime", "paddle"),
+                                                  ("openvino", None)])
+def test_clean_image_is_read_perfectly(clean_set, tmp_path, backend, rec_backend):
     # Clean black-on-white lines: FP32 det+rec must find and read both, which
-    # checks the whole chain (det input, DB boxes, crops, rec input, CTC decode).
+    # checks the whole chain (det input, DB boxes, crops, rec input, CTC decode),
+    # on each runtime for det and for rec (--rec_backend, or --backend for both).
     det_dir, rec_dir = resolve_path("bundled:ch_PP-OCRv4_det_infer"), resolve_path("bundled:ch_PP-OCRv4_rec_infer")
     out = main(E2E + ["--backend", backend, "--threads", "1", "--model_dir", det_dir, "--rec_model_dir", rec_dir,
-                      "--json", str(tmp_path / "e2e.json")] + data_args(*clean_set))
+                      "--json", str(tmp_path / "e2e.json")] + data_args(*clean_set)
+               + (["--rec_backend", rec_backend] if rec_backend else []))
     assert out["metrics"]["hmean"] == 1.0 and out["metrics"]["tp"] == 2
     written = json.load(open(tmp_path / "e2e.json"))
     assert set(written) >= {"det_model_dir", "rec_model_dir", "metrics", "images", "latency_ms", "backend"}
     assert written["rec_model_dir"] == rec_dir and written["images"] == 1
     assert written["latency_ms"]["median"] > 0 and written["latency_ms"]["mean"] > 0
     assert written["backend"]["det"]["backend"] == backend and written["backend"]["rec"]["threads"] == 1
+    assert written["backend"]["rec"]["backend"] == (rec_backend or backend)
 
 
 def test_generated_images_give_sane_numbers(tmp_path):
@@ -205,6 +210,7 @@ def test_peer_pair_is_quantized_on_each_configs_train_images(clean_set, tmp_path
         assert out["backend"][task]["backend"] == runtime and out["backend"][task]["precision"] == "int8"
     assert out["metrics"]["gt"] == 2 and len(out["per_image"]) == 1
     assert "leave out --backend" in _error(argv + ["--backend", "paddle"])
+    assert "leave out --backend and --rec_backend" in _error(argv + ["--rec_backend", "paddle"])
 
 
 @pytest.mark.parametrize("gen, det, rec", [("ppocrv5", "PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec"),

@@ -254,8 +254,11 @@ def evaluate_e2e(pipeline, items, metric, progress=True, warmup=WARMUP_IMAGES, m
             "per_image": metric.items()}  # [gt, pred, tp] per image: what a drop interval resamples
 
 
-def run_e2e(det_config, rec_config, backend="auto", devices="cpu", threads=2, progress=True, peer=None):
+def run_e2e(det_config, rec_config, backend="auto", devices="cpu", threads=2, progress=True, peer=None,
+            rec_backend=None):
     """Evaluate the det+rec pair of the two configs; returns the result dict for --json.
+
+    backend: both models' runtime; rec_backend: rec's instead, where given.
 
     peer: a peer's name (peer.PEERS): run its int8 of the two (FP32) models instead, each
     calibrated on its config's Train images, as bench.py --peer does for one model."""
@@ -274,7 +277,8 @@ def run_e2e(det_config, rec_config, backend="auto", devices="cpu", threads=2, pr
                                                        peer)
         else:
             det_predict, det_info = backends.predictor(det_files, backend, "det", tmp_dir, "det", devices, threads)
-            rec_predict, rec_info = backends.predictor(rec_files, backend, "rec", tmp_dir, "rec", devices, threads)
+            rec_predict, rec_info = backends.predictor(rec_files, rec_backend or backend, "rec", tmp_dir, "rec",
+                                                       devices, threads)
         pipeline = Pipeline(det_config, rec_config, det_predict, rec_predict)
         pipeline.check_models()
         result = evaluate_e2e(pipeline, items, metric, progress=progress,
