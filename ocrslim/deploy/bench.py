@@ -50,8 +50,8 @@ def parse_args(argv):
                    help="runtimes to run every model with (default auto: the one measured fastest at kept "
                         "accuracy for the model on this CPU kind; every: each runtime that may run it here; "
                         "onnxruntime: exported with paddle2onnx). With every and --report DIR, where DIR is a "
-                        "run.py output benched here, the fastest runtime within the accuracy tolerance of its most "
-                        "accurate one (or of FP32, if lower) becomes its auto on this CPU kind (DIR/deploy/settings.json)")
+                        "run.py output benched here, the fastest runtime within the accuracy tolerance of FP32 (or "
+                        "of its most accurate run, where none is that close) becomes its auto on this CPU kind (DIR/deploy/settings.json)")
     p.add_argument("--peer", nargs="*", choices=sorted(peer_mod.PEERS), metavar="NAME",
                    help="also quantize the first (FP32) model with the peers and bench them: onnxruntime "
                         "(quantize_static) and nncf (NNCF on OpenVINO), calibrated on the config's Train images "
@@ -155,8 +155,8 @@ def _unique(names, files, task, devices):
 
 def record_choice(rows, baseline, record_dir, task_cls):
     """bench.py --backend every --report DIR, DIR a run.py output benched here: the runtime measured
-    fastest within the accuracy tolerance of its most accurate one (or of the baseline row's FP32
-    metric, where lower) becomes auto's pick for it on this CPU kind (backends.record_measured).
+    fastest within the accuracy tolerance of the baseline row's FP32 metric (or of its most accurate
+    run, where none is that close) becomes auto's pick for it on this CPU kind (backends.record_measured).
     Returns {"model_dir", "backend", "why"} or None."""
     target = os.path.realpath(record_dir)
     key = task_cls.main_indicator
