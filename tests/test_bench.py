@@ -399,21 +399,27 @@ def test_openvino_runs_the_fp32_models_as_paddle_does(tmp_path):
 
 
 def test_every_run_of_a_run_py_output_records_its_auto_pick(tmp_path):
-    """bench.record_choice: only the rows of the folder benched (not the FP32 model, not the peers)."""
+    """bench.record_choice: only the rows of the folder benched (not the FP32 model, not the peers),
+    within the tolerance of FP32 on its exact runtime, not of the bf16 baseline row below it."""
     from ocrslim.tasks import get_task
     save = tmp_path / "save"
     (save / "deploy").mkdir(parents=True)
     (save / "deploy" / backends.SETTINGS_FILE).write_text(json.dumps({"task": "rec", "precision": "int8"}))
     ours = "int8 ocrslim: PTQ (calibration only)"
-    rows = [dict(_row("fp32 [paddle]", "fp32", 1.0, 0.9, backend="paddle"), model_dir=str(tmp_path / "fp32")),
+    fp32 = str(tmp_path / "fp32")
+    rows = [dict(_row("fp32 [paddle]", "fp32", 10.0, 0.80, backend="paddle"), model_dir=fp32),
+            dict(_row("fp32 [openvino-bf16]", "bf16", 1.0, 0.792, backend="openvino-bf16"), model_dir=fp32),
             dict(_row("ours [paddle]", "int8", 8.0, 0.80, ours, "paddle"), model_dir=str(save)),
             dict(_row("ours [onnxruntime]", "int8", 6.0, 0.795, ours, "onnxruntime"), model_dir=str(save)),
-            dict(_row("ours [openvino]", "int8", 4.0, 0.70, ours, "openvino"), model_dir=str(save)),
+            # within 1.0 point of the bf16 baseline row (0.792), 1.5 below FP32 (0.80)
+            dict(_row("ours [openvino]", "int8", 4.0, 0.785, ours, "openvino"), model_dir=str(save)),
             dict(_row("peer", "int8", 0.5, 0.81, "int8 peer: onnxruntime PTQ", "onnxruntime"), model_dir=str(save))]
     task = get_task({"Global": {"model_type": "rec"}})
-    measured = bench.record_choice(rows, "fp32 [paddle]", str(save), task)
+    assert bench.choose_baseline(rows, task)[0]["name"] == "fp32 [openvino-bf16]"
+    measured = bench.record_choice(rows, str(save), task)
     assert measured["backend"] == "onnxruntime" and measured["model_dir"] == str(save)
+    assert "of the FP32 model's 0.8000" in measured["why"]
     record = json.loads((save / "deploy" / backends.SETTINGS_FILE).read_text())["measured"][cpu.kind()]
     assert set(record["runs"]) == {"paddle", "onnxruntime", "openvino"}
-    assert bench.record_choice(rows, "fp32 [paddle]", str(tmp_path / "fp32"), task) is None   # not a run.py output
+    assert bench.record_choice(rows, fp32, task) is None   # not a run.py output
     assert "from now on: onnxruntime" in bench.measured_line(measured)

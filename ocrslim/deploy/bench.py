@@ -153,16 +153,17 @@ def _unique(names, files, task, devices):
     return out, [(b, why) for b, why in left_out if b not in seen]
 
 
-def record_choice(rows, baseline, record_dir, task_cls):
+def record_choice(rows, record_dir, task_cls):
     """bench.py --backend every --report DIR, DIR a run.py output benched here: the runtime measured
-    fastest within the accuracy tolerance of the baseline row's FP32 metric (or of its most accurate
-    run, where none is that close) becomes auto's pick for it on this CPU kind (backends.record_measured).
+    fastest within the accuracy tolerance of the FP32 model's metric on its exact runtimes (not the
+    baseline row's, which may be a bf16 run up to FP32_TOLERANCE lower), or of its most accurate
+    run where none is that close, becomes auto's pick for it on this CPU kind (backends.record_measured).
     Returns {"model_dir", "backend", "why"} or None."""
     target = os.path.realpath(record_dir)
     key = task_cls.main_indicator
     runs = [{"backend": r["backend"], "metric": r["metrics"][key], "median_ms": r["latency_ms"]["median"]}
             for r in rows if os.path.realpath(r["model_dir"]) == target and "peer" not in r["strategy"]]
-    fp32 = next((r["metrics"][key] for r in rows if r["name"] == baseline), None)
+    fp32 = exact_fp32_metric(rows, key)
     picked = backends.record_measured(record_dir, runs, task_cls.name, fp32) if runs else None
     if not picked:
         return None
@@ -306,6 +307,13 @@ def is_fp32_model(row, rows):
     return row["precision"] in ("fp32", "bf16", "fp16")
 
 
+def exact_fp32_metric(rows, key):
+    """The FP32 model's metric on its exact (fp32) runtimes, the lowest where they differ; None
+    without such a run."""
+    exact = [r["metrics"][key] for r in rows if is_fp32_model(r, rows) and r["precision"] == "fp32"]
+    return min(exact) if exact else None
+
+
 def choose_baseline(rows, task_cls):
     """(row, why): the fastest FP32-accurate run of the FP32 model. Exact FP32 runtimes always are;
     a bf16/fp16 one is when its metric here is at most FP32_TOLERANCE below the exact ones'."""
@@ -314,7 +322,7 @@ def choose_baseline(rows, task_cls):
     exact = [r for r in models if r["precision"] == "fp32"]
     if not exact:
         return None, "no FP32 model in this benchmark"
-    reference = min(r["metrics"][key] for r in exact)
+    reference = exact_fp32_metric(rows, key)
     reduced = [r for r in models if r["precision"] != "fp32"]
     kept = [r for r in reduced if r["metrics"][key] >= reference - FP32_TOLERANCE[task_cls.name]]
     best = min(exact + kept, key=lambda r: r["latency_ms"]["median"])
@@ -394,7 +402,7 @@ def bench(config, opts, progress=True):
     for c in candidates:
         c.task.check_result()
     rows, fastest, why = results(candidates, task_cls)
-    measured = record_choice(rows, fastest, opts.record_dir, task_cls) if opts.record_dir else None
+    measured = record_choice(rows, opts.record_dir, task_cls) if opts.record_dir else None
     # the FP32 and the int8 model's own predictions from the scored pass, for the report's pictures
     predictions = examples.keep(rows, {c.name: c.records for c in candidates}, fastest, task_cls.name,
                                 config["Global"]["devices"])
