@@ -55,6 +55,10 @@ def parse_args(argv):
                         "when missed, the most sensitive layers go back to float and the strategy runs again")
     p.add_argument("--max_float", type=int, metavar="N",
                    help="with --max_drop: at most N more layers in float (default: half the quantizable ones)")
+    p.add_argument("--target_backend", choices=backends.CHOICES, metavar="NAME",
+                   help="with --max_drop: measure the attempts on this runtime instead of auto's pick for int8 "
+                        "here (e.g. openvino-bf16 on AMX CPUs, where the float layers given back then cost "
+                        "little); step 5 still records the fastest runtime that keeps the accuracy")
     p.add_argument("--sensitivity", metavar="JSON",
                    help="with --max_drop: a sensitivity.json from --analyze quant (default: computed when needed)")
     p.add_argument("--model_dir", help="inference model folder; overrides Global.model_dir")
@@ -74,7 +78,7 @@ def check_flags(args):
     import math
     if args.max_drop is not None and (not math.isfinite(args.max_drop) or args.max_drop < 0):
         raise UserError(f"--max_drop is a drop in points and must be a number >= 0, not {args.max_drop}")
-    for flag in ("max_float", "sensitivity"):
+    for flag in ("max_float", "sensitivity", "target_backend"):
         if getattr(args, flag) is not None and args.max_drop is None:
             raise UserError(f"--{flag} only applies with --max_drop POINTS: add it or leave out --{flag}")
     if args.max_float is not None and args.max_float < 0:  # 0: only the config's float layers, no search
@@ -219,6 +223,8 @@ class Run:
         check_save_dir(args.save_dir, run_inputs(args, self.config), args.overwrite)
         check_tensor_names(self.config, self.model_files, self.strategy)
         check_other_sets(self.config, self.task_cls)
+        if args.target_backend not in (None, "auto"):  # a runtime that cannot run int8 here: before step 1
+            backends.resolve(args.target_backend, self.task_cls.name, "int8", devices)
         if args.max_drop is not None and not args.sensitivity:  # the ranking is computed on demand
             from .compress.sensitivity import check_subset
             check_subset(self.config, self.task_cls, len(self.samples))
@@ -263,12 +269,12 @@ class Run:
                                      lambda: compress(self))
 
     def deployed(self, files, name, section="Eval", samples=None):
-        """The main metric of model files as deployed: the runtime `auto` picks for this CPU, on
-        Eval (or on `samples` of the config section `section`)."""
+        """The main metric of model files as deployed: on --target_backend, else the runtime `auto`
+        picks for this CPU, on Eval (or on `samples` of the config section `section`)."""
         part = dict(self.config, Eval=self.config[section])
         with tempfile.TemporaryDirectory(prefix="ocrslim-deployed-") as work:
-            predict, info = backends.predictor(files, "auto", self.task_cls.name, work, name,
-                                               self.config["Global"]["devices"], self.args.threads)
+            predict, info = backends.predictor(files, self.args.target_backend or "auto", self.task_cls.name, work,
+                                               name, self.config["Global"]["devices"], self.args.threads)
             result = evaluate(predict, self.samples if samples is None else samples, self.task_cls(part),
                               part["Eval"]["loader"]["batch_size_per_card"],
                               desc=f"{section.lower()} {name} as deployed", progress=self.progress)

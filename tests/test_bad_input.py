@@ -143,6 +143,9 @@ CASES = [
      "--max_float only applies with --max_drop"),
     ("--sensitivity without --max_drop", "run",
      lambda w, c: run_argv(w, c, *save(c), "--sensitivity", str(w / "bench.json")), "--sensitivity only applies"),
+    ("--target_backend without --max_drop", "run",
+     lambda w, c: run_argv(w, c, *save(c), "--target_backend", "onnxruntime"),
+     "--target_backend only applies with --max_drop"),
     ("--max_float -1", "run", lambda w, c: run_argv(w, c, *save(c), "--max_drop", "1", "--max_float=-1"),
      "must be >= 0"),
     ("--threads 0", "run", lambda w, c: run_argv(w, c, *save(c), "--threads", "0"), "--threads must be at least 1"),
@@ -336,6 +339,43 @@ def test_bad_input_is_one_error_line_before_any_work(world, tmp_path, capsys, no
     assert not any(line.startswith("[1/5]") for line in records.lines), records.lines
     assert hashes(world) == before
     assert not os.path.exists(case / "out")
+
+
+def test_a_target_backend_that_loses_int8_accuracy_here_is_refused_before_step_1(world, tmp_path, capsys,
+                                                                                   no_model_loads, monkeypatch):
+    """--max_drop --target_backend NAME: NAME must be offered for int8 on this CPU kind (here an AVX2
+    CPU, where Paddle int8 rec loses accuracy), checked before the FP32 model is evaluated."""
+    from ocrslim import cpu
+    monkeypatch.setenv("OCRSLIM_CPU_FLAGS", "avx2 fma")
+    cpu.cache_clear()
+    records = Records()
+    logging.getLogger("ocrslim").addHandler(records)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            run_cli(MAINS["run"], run_argv(world, tmp_path, *save(tmp_path), "--max_drop", "1", "--target_backend",
+                                           "paddle"))
+    finally:
+        logging.getLogger("ocrslim").removeHandler(records)
+        cpu.cache_clear()
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert exit_.value.code == 2 and len(errors) == 1, errors
+    assert "paddle is not offered for int8 rec on this CPU (avx2)" in errors[0], errors[0]
+    assert not any(line.startswith("[1/5]") for line in records.lines), records.lines
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_the_attempts_are_measured_on_the_target_backend(world, tmp_path):
+    """--max_drop --target_backend NAME: what run.py measures as deployed runs on NAME, not on
+    auto's pick (checked on the FP32 model: the same call measures each attempt)."""
+    from ocrslim.run_cli import Run, parse_args
+    run = Run(parse_args(run_argv(world, tmp_path, *save(tmp_path), "--max_drop", "1", "--target_backend",
+                                  "onnxruntime", opts=["Sensitivity.images=2"])))
+    try:
+        result, info = run.deployed(run.model_files, "fp32")
+    finally:
+        run.release()
+    assert info["backend"] == "onnxruntime" and info["choice"] == "asked for", info
+    assert result["images"] == len(run.samples) > 0 and 0 <= result["metrics"]["acc"] <= 1
 
 
 # ---- what is not an error: warnings, locks, leftovers, file modes ----------------------------------
