@@ -55,11 +55,11 @@ def parse_args(argv):
                      help="run a peer's int8 of the FP32 det and rec models instead (onnxruntime, the default, or "
                           "nncf), each calibrated on its config's Train images (--e2e)")
     args = p.parse_args(argv)
-    e2e_only = [f"--{name}" for name in ("rec_config", "rec_model_dir", "backend", "rec_backend", "threads",
-                                                   "peer")
+    e2e_only = [f"--{name}" for name in ("rec_config", "rec_model_dir", "backend", "rec_backend", "threads", "peer")
                 if getattr(args, name) is not None]
     if args.peer and (args.backend or args.rec_backend):
-        raise UserError("--peer runs the peer's int8 models on its own runtime: leave out --backend and --rec_backend")
+        raise UserError("--peer runs the peer's int8 models on its own runtime: leave out --backend and "
+                        "--rec_backend")
     if args.e2e and not args.rec_config:
         raise UserError("--e2e needs --rec_config REC_CONFIG (e.g. configs/ppocrv4/rec_mobile.yaml)")
     if not args.e2e and e2e_only:

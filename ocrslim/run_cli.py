@@ -155,7 +155,7 @@ def _evaluate_dir(model_dir, config, task_cls, samples, desc, progress):
 
 def _test_figures(config, task_cls, model_dir, progress):
     """The optional Test section: FP32 and the kept int8 model on it, reported, never chosen by.
-    (figures for report.json, the Test samples, FP32's full result)."""
+    Returns (the figures for report.json, the Test samples, FP32's result with its per-item scores)."""
     from .data import build_samples
     test_config = dict(config, Eval=config["Test"])
     samples = build_samples(config, "Test", task_cls.name)

@@ -51,7 +51,8 @@ def parse_args(argv):
                         "accuracy for the model on this CPU kind; every: each runtime that may run it here; "
                         "onnxruntime: exported with paddle2onnx). With every and --report DIR, where DIR is a "
                         "run.py output benched here, the fastest runtime within the accuracy tolerance of FP32 (or "
-                        "of its most accurate run, where none is that close) becomes its auto on this CPU kind (DIR/deploy/settings.json)")
+                        "of its most accurate run, where none is that close) becomes its auto on this CPU kind "
+                        "(DIR/deploy/settings.json)")
     p.add_argument("--peer", nargs="*", choices=sorted(peer_mod.PEERS), metavar="NAME",
                    help="also quantize the first (FP32) model with the peers and bench them: onnxruntime "
                         "(quantize_static) and nncf (NNCF on OpenVINO), calibrated on the config's Train images "
